@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything on a fresh
+# machine: a .venv with pinned dependencies (the CPU torch wheel where there is no GPU), then MNIST.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test setup data lint bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/copyscope data mnist
+
+demo: data
+	$(BIN)/copyscope audit --samples 'mnist:test[5000:]' --heldout 'mnist:test[:5000]' \
+		--out runs/demo-audit --force
+
+test: data
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: data
+	$(BIN)/python benchmarks/search.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

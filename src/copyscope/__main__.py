@@ -1,0 +1,5 @@
+"""``python -m copyscope`` is the same as the ``copyscope`` command."""
+
+from copyscope.cli import main
+
+main()

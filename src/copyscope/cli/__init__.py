@@ -1,0 +1,55 @@
+"""The command line: thin Typer commands over the library.
+
+Errors in the user's input arrive as CopyscopeError and are printed as one sentence; ``--debug``
+(anywhere on the command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from copyscope.cli import audit, data
+from copyscope.cli.common import console
+from copyscope.errors import CopyscopeError
+
+app = typer.Typer(
+    help="copyscope: does this generative model store copies of its training data?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(data.app, name="data")
+app.command("audit")(audit.audit_command)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except CopyscopeError as e:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted; finished work is kept, run the same command again to resume.")
+        sys.exit(130)
+    except OSError as e:
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        console.print(f"[bold red]error:[/] {where}{e.strerror or e}.", highlight=False,
+                      soft_wrap=True)
+        sys.exit(2)
+    except Exception as e:  # a bug: still one sentence, with the way to see more
+        if debug:
+            raise
+        console.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+                      "(run again with --debug for the traceback).", highlight=False,
+                      soft_wrap=True)
+        sys.exit(3)

