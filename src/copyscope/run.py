@@ -165,6 +165,32 @@ class RunDir:
             (self.path / PARTIAL).rmdir()
 
 
+def run_info(path: Path) -> dict[str, Any]:
+    """The facts that place a run in a comparison, read from its run.json.
+
+    The ``sample`` stage written by ``copyscope sample`` carries ``model`` (family, train_size,
+    dropout, the training run it came from), ``checkpoint``, ``epoch``, ``steps`` and ``seed``.
+    Runs audited from outside samples have none of these and report None.
+    """
+    stages = RunDir(Path(path)).manifest().get("stages", {})
+    sample = stages.get("sample", {})
+    model = sample.get("model", {})
+    audit = stages.get("audit", {})
+    return {
+        "name": Path(path).name,
+        "path": str(path),
+        "family": model.get("family"),
+        "train_size": model.get("train_size"),
+        "dropout": model.get("dropout"),
+        "checkpoint": sample.get("checkpoint"),
+        "epoch": sample.get("epoch"),
+        "steps": sample.get("steps"),
+        "seed": sample.get("seed"),
+        "samples_spec": audit.get("inputs", {}).get("samples", {}).get("spec"),
+        "audited": audit.get("status") == "complete",
+    }
+
+
 def command_line() -> str:
     return " ".join(Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv))
 
