@@ -1,0 +1,190 @@
+"""Figures of the analyses, as matplotlib ``Figure`` objects (no pyplot, no global state).
+
+The report embeds them as SVG; the web app shows them directly. Generated samples are drawn in
+red, the held-out control (real images the model never saw) in blue, throughout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from copyscope.analysis.rundata import RunData
+
+SAMPLES, HELDOUT, THRESHOLD = "#c0392b", "#2471a3", "#333333"
+
+
+def _figure(width: float = 9.0, height: float = 3.4, ncols: int = 1) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(alpha=0.25, linewidth=0.5)
+    return fig, list(axes)
+
+
+def _pct(rate: float, ci: list[float] | tuple[float, float]) -> str:
+    return f"{100 * rate:.2f}% [{100 * ci[0]:.2f}–{100 * ci[1]:.2f}]"
+
+
+def distance_histogram(run: RunData, bins: int = 60) -> Figure:
+    """The core figure: nearest-training distance of generated samples against held-out images.
+
+    Left, the two distributions (density) with the held-out criterion's threshold and the absolute
+    L2 threshold marked, each with the false-positive rate it has on the held-out images. Right,
+    the lower tail as cumulative shares on a log scale, where copies live.
+    """
+    s = run.samples["nn_l2"].to_numpy()
+    h = run.controls["nn_l2"].to_numpy()
+    crit = run.summary["criteria"]
+    t_held, t_l2 = run.heldout_threshold, run.params["l2_threshold"]
+    fig, (ax, tail) = _figure(ncols=2)
+    edges = np.linspace(0, max(s.max(), h.max()) * 1.02, bins + 1)
+    ax.hist(h, edges, density=True, color=HELDOUT, alpha=0.45,
+            label=f"held-out real images (n={len(h):,})")
+    ax.hist(s, edges, density=True, histtype="step", color=SAMPLES, linewidth=1.6,
+            label=f"generated samples (n={len(s):,})")
+    held, l2 = crit["heldout"], crit["l2"]
+    marks = [
+        (t_held, "-", f"held-out criterion (q={run.params['heldout_q']:g}): flags < {t_held:.4f}; "
+                      f"FPR {_pct(held['heldout_fpr'], held['heldout_fpr_ci95'])}"),
+        (t_l2, ":", f"absolute L2 ≤ {t_l2:g}; "
+                    f"FPR {_pct(l2['heldout_fpr'], l2['heldout_fpr_ci95'])}"),
+    ]
+    for a in (ax, tail):
+        for x, style, label in marks:
+            a.axvline(x, color=THRESHOLD, linestyle=style, linewidth=1,
+                      label=label if a is ax else None)
+    ax.set_xlabel("normalised L2 to the nearest training image")
+    ax.set_ylabel("density")
+    ax.set_title("Distance to the nearest training image", fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7,
+               frameon=False)
+
+    limit = max(t_held, t_l2, float(np.quantile(h, 0.05))) * 1.5
+    for values, color, name in ((h, HELDOUT, "held-out"), (s, SAMPLES, "samples")):
+        x = np.sort(values)
+        share = np.arange(1, len(x) + 1) / len(x)
+        tail.step(x, share, where="post", color=color, label=name)
+    tail.set_xlim(0, limit)
+    tail.set_yscale("log")
+    tail.set_ylim(0.5 / max(len(s), len(h)), 0.2)
+    tail.set_xlabel("normalised L2 to the nearest training image")
+    tail.set_ylabel("share at or below (log)")
+    exact = int((s == 0).sum())
+    tail.set_title(f"Lower tail; {exact:,} samples are exact copies (L2 = 0)", fontsize=10)
+    tail.legend(fontsize=7, loc="lower right", frameon=False)
+    return fig
+
+
+def count_figure(counts: pd.DataFrame) -> Figure:
+    """The heavy tail: training items with exactly c samples (or held-out images) nearest.
+
+    ``counts`` is :func:`copyscope.analysis.items.count_distribution`'s table.
+    """
+    fig, (ax,) = _figure(width=6.5, height=3.2)
+    c = counts["count"].to_numpy()
+    columns = [col for col in counts.columns if col.startswith("items_")]
+    styles = {"items_samples_nearest": (SAMPLES, "o", "samples nearest"),
+              "items_heldout_nearest": (HELDOUT, "s", "held-out nearest (control)")}
+    for col in columns:
+        color, marker, label = styles.get(col, ("#7d3c98", "^", col.removeprefix("items_")))
+        y = counts[col].to_numpy()
+        keep = (c > 0) & (y > 0)
+        ax.plot(c[keep], y[keep], marker=marker, linestyle="-", color=color, label=label,
+                markersize=4, linewidth=1)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("samples (or held-out images) whose nearest training image is the item")
+    ax.set_ylabel("training items")
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def rates_figure(table: pd.DataFrame, x: str, xlabel: str, log: bool = False) -> Figure:
+    """Left: where samples and held-out images land; right: copy rate against the control's FPR.
+
+    ``table`` has one row per group of training items (class, outlierness or duplication bin),
+    with the columns of :func:`copyscope.analysis.items.by_class`; ``x`` names the group column.
+    """
+    fig, (share, rate) = _figure(ncols=2)
+    pos = np.arange(len(table))
+    labels = [_tick(v) for v in table[x]]
+    w = 0.4
+    share.bar(pos - w / 2, table["share_samples"], w, color=SAMPLES, label="samples")
+    share.bar(pos + w / 2, table["share_heldout"], w, color=HELDOUT, label="held-out (control)")
+    share.plot(pos, table["share_train"], "k_", markersize=14, label="training items")
+    share.set_ylabel("share landing on these items")
+    for ax in (share, rate):
+        ax.set_xticks(pos, labels, fontsize=7, rotation=45 if len(pos) > 10 else 0)
+        ax.set_xlabel(xlabel)
+    share.legend(fontsize=7, frameon=False)
+    for offset, (col, lo, hi, color, label) in zip(
+        (-0.12, 0.12),
+        (("copy_rate", "copy_ci_low", "copy_ci_high", SAMPLES, "copy rate of samples"),
+         ("heldout_fpr", "fpr_ci_low", "fpr_ci_high", HELDOUT, "false-positive rate (held-out)")),
+        strict=True,
+    ):
+        y = table[col].to_numpy(dtype=float)
+        err = np.vstack([y - table[lo], table[hi] - y])
+        rate.errorbar(pos + offset, y, yerr=err, fmt="o", color=color, markersize=4,
+                      capsize=2, label=label)
+    if log:
+        rate.set_yscale("symlog", linthresh=1e-3)
+    rate.set_ylabel("flagged share (95% Wilson CI)")
+    rate.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def _tick(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def trend_figure(table: pd.DataFrame, x: str, criterion: str, xlabel: str,
+                 log: bool = False) -> Figure:
+    """Copy rate (with 95% CI) against ``x`` per model family, the held-out FPR beside it.
+
+    ``table`` is :func:`copyscope.analysis.trends.compare`'s; rows without ``x`` are left out.
+    """
+    rows = table[(table["criterion"] == criterion) & table[x].notna()]
+    fig, (ax,) = _figure(width=7.0, height=3.4)
+    families = rows["family"].fillna("(unknown family)")
+    for i, (family, group) in enumerate(rows.groupby(families, sort=True)):
+        group = group.sort_values(x)
+        xs = group[x].to_numpy(dtype=float)
+        y = group["copy_rate"].to_numpy()
+        err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=f"{family}: copy rate",
+                    color=f"C{i}")
+        ax.plot(xs, group["heldout_fpr"], linestyle=":", marker="x", color=f"C{i}",
+                alpha=0.7, label=f"{family}: held-out FPR")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"share flagged ({criterion})")
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def runs_figure(table: pd.DataFrame, criterion: str) -> Figure:
+    """Every run's copy rate and held-out FPR with 95% CIs, one row per run (a forest plot)."""
+    rows = table[table["criterion"] == criterion].reset_index(drop=True)
+    fig, (ax,) = _figure(width=7.0, height=1.0 + 0.35 * len(rows))
+    pos = np.arange(len(rows))[::-1]
+    for offset, (col, lo, hi, color, label) in zip(
+        (0.12, -0.12),
+        (("copy_rate", "copy_ci_low", "copy_ci_high", SAMPLES, "copy rate"),
+         ("heldout_fpr", "fpr_ci_low", "fpr_ci_high", HELDOUT, "held-out FPR")),
+        strict=True,
+    ):
+        y = rows[col].to_numpy(dtype=float)
+        err = np.vstack([y - rows[lo], rows[hi] - y])
+        ax.errorbar(y, pos + offset, xerr=err, fmt="o", color=color, capsize=2, markersize=4,
+                    label=label)
+    ax.set_yticks(pos, rows["run"], fontsize=7)
+    ax.set_xlabel(f"share flagged ({criterion}), 95% Wilson CI")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig

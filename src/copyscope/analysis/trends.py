@@ -1,0 +1,85 @@
+"""Across runs: copy rate per criterion against model family, training-set size and training time.
+
+:func:`rates` gives one row per criterion of one run: the run's place in a comparison (from
+:func:`copyscope.run.run_info`: family, train_size, dropout, checkpoint, epoch, steps, seed), the
+copy rate with its Wilson 95% interval (Wilson 1927, as computed by the audit) and, beside it, the
+held-out false-positive rate with its interval, plus a one-sided Fisher exact test of "samples
+are flagged more often than unseen real images". Each run writes its rows to
+``analysis/rates.parquet``, so the trend table over many runs is a concatenation
+(:func:`compare`), or in DuckDB ``select * from 'runs/*/analysis/rates.parquet'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from scipy.stats import fisher_exact
+
+from copyscope.analysis.rundata import RunData
+
+FACTS = ("family", "train_size", "dropout", "checkpoint", "epoch", "steps", "seed")
+ORDER = ["family", "train_size", "dropout", "epoch", "steps", "run"]
+
+
+def rates(run: RunData) -> pd.DataFrame:
+    """One row per criterion: copy rate and held-out false-positive rate with 95% intervals."""
+    info = run.info
+    audit_inputs = run.audit["inputs"]
+    rows = []
+    for name, c in run.summary["criteria"].items():
+        n_s, n_h = run.summary["n_samples"], run.summary["n_heldout"]
+        flags = run.samples[f"copy_{name}"].to_numpy()
+        p = fisher_exact([[c["copies"], n_s - c["copies"]],
+                          [c["heldout_flagged"], n_h - c["heldout_flagged"]]],
+                         alternative="greater").pvalue
+        rows.append({
+            "run": run.name, "path": str(run.path),
+            **{k: info[k] for k in FACTS},
+            "criterion": name, "is_default": name == run.default_criterion,
+            "n_samples": n_s, "copies": c["copies"], "copy_rate": c["copy_rate"],
+            "copy_ci_low": c["copy_rate_ci95"][0], "copy_ci_high": c["copy_rate_ci95"][1],
+            "distinct_items": int(run.samples.loc[flags, "nn_train"].nunique()),
+            "n_heldout": n_h, "heldout_flagged": c["heldout_flagged"],
+            "heldout_fpr": c["heldout_fpr"],
+            "fpr_ci_low": c["heldout_fpr_ci95"][0], "fpr_ci_high": c["heldout_fpr_ci95"][1],
+            "p_vs_heldout": float(p),
+            "C_T": run.summary["data_copying_ct"]["C_T"],
+            "n_train": run.summary["n_train"],
+            "train_sha256": audit_inputs["train"]["sha256"],
+            "heldout_sha256": audit_inputs["heldout"]["sha256"],
+        })
+    return pd.DataFrame(rows)
+
+
+def compare(runs: Sequence[RunData]) -> pd.DataFrame:
+    """The rates of several runs in one table, ordered by family, size, dropout and training time.
+
+    Facts a run does not record (runs audited from outside samples) are missing values and sort
+    last.
+    """
+    table = pd.concat([rates(r) for r in runs], ignore_index=True)
+    return table.sort_values([*ORDER, "criterion"], na_position="last", kind="stable",
+                             ignore_index=True)
+
+
+def comparison_notes(runs: Sequence[RunData]) -> list[str]:
+    """What a reader must know before comparing these runs' rates side by side."""
+    notes = []
+    for what, role in (("training sets", "train"), ("held-out control sets", "heldout")):
+        hashes = {r.audit["inputs"][role]["sha256"] for r in runs}
+        if len(hashes) > 1:
+            notes.append(f"The runs were audited against {len(hashes)} different {what}; "
+                         + ("copy rates count copies of different data."
+                            if role == "train" else
+                            "their false-positive rates come from different controls."))
+    defaults = {r.default_criterion for r in runs}
+    if len(defaults) > 1:
+        notes.append(f"The runs use different default criteria ({', '.join(sorted(defaults))}); "
+                     "compare them criterion by criterion.")
+    params = {(r.params["heldout_q"], r.params["l2_threshold"], r.params["gu_threshold"],
+               r.params["alpha"], r.params["neighbours"]) for r in runs}
+    if len(params) > 1:
+        notes.append("The runs were audited with different criterion settings "
+                     "(heldout_q, l2_threshold, gu_threshold, alpha or neighbours).")
+    return notes
