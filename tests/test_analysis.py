@@ -143,7 +143,7 @@ def test_associations_use_the_copied_items(run, planted):
     table = items.associations(run)
     row = table[(table["property"] == "knn_mean_l2") & table["set"].str.startswith("samples")]
     values = run.items["knn_mean_l2"]
-    assert row["items"].item() == len(plant)
+    assert row["flagged_items"].item() == len(plant)
     assert row["median_flagged"].item() == pytest.approx(values[list(plant)].median())
     assert 0 <= row["auc"].item() <= 1 and 0 < row["p_value"].item() <= 1
 

@@ -89,12 +89,16 @@ def count_figure(counts: pd.DataFrame) -> Figure:
     styles = {"items_samples_nearest": (SAMPLES, "o", "samples nearest"),
               "items_heldout_nearest": (HELDOUT, "s", "held-out nearest (control)")}
     for col in columns:
-        color, marker, label = styles.get(col, ("#7d3c98", "^", col.removeprefix("items_")))
+        criterion = col.removeprefix("items_copies_")
+        color, marker, label = styles.get(col, ("#7d3c98", "^", f"copies ({criterion})"))
         y = counts[col].to_numpy()
         keep = (c > 0) & (y > 0)
         ax.plot(c[keep], y[keep], marker=marker, linestyle="-", color=color, label=label,
                 markersize=4, linewidth=1)
-    ax.set_xscale("symlog", linthresh=1)
+    if c.max() > 20:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_yscale("log")
     ax.set_xlabel("samples (or held-out images) whose nearest training image is the item")
     ax.set_ylabel("training items")
@@ -116,9 +120,11 @@ def rates_figure(table: pd.DataFrame, x: str, xlabel: str, log: bool = False) ->
     share.bar(pos + w / 2, table["share_heldout"], w, color=HELDOUT, label="held-out (control)")
     share.plot(pos, table["share_train"], "k_", markersize=14, label="training items")
     share.set_ylabel("share landing on these items")
+    rotation = 40 if max(len(label) for label in labels) > 3 else 0
     for ax in (share, rate):
-        ax.set_xticks(pos, labels, fontsize=7, rotation=45 if len(pos) > 10 else 0)
-        ax.set_xlabel(xlabel)
+        ax.set_xticks(pos, labels, fontsize=7, rotation=rotation,
+                      ha="right" if rotation else "center")
+    fig.supxlabel(xlabel, fontsize=10)
     share.legend(fontsize=7, frameon=False)
     for offset, (col, lo, hi, color, label) in zip(
         (-0.12, 0.12),

@@ -182,7 +182,7 @@ def associations(run: RunData, criterion: str | None = None) -> pd.DataFrame:
             inside = np.zeros(len(values), dtype=bool)
             inside[index] = True
             row = {"property": prop, "meaning": meaning, "set": label,
-                   "items": int(inside.sum()), "median_flagged": float("nan"),
+                   "flagged_items": int(inside.sum()), "median_flagged": float("nan"),
                    "median_all": float(np.median(values)), "auc": float("nan"),
                    "p_value": float("nan")}
             if 0 < inside.sum() < len(values):

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from copyscope.cli import audit, data
+from copyscope.cli import audit, data, report
 from copyscope.cli.common import console
 from copyscope.errors import CopyscopeError
 
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("audit")(audit.audit_command)
+app.command("report")(report.report_command)
 
 
 def main() -> None:

@@ -1,0 +1,93 @@
+"""``write_report``: one self-contained HTML file from one or more run directories.
+
+The page is rendered from the Jinja2 template ``templates/report.html.j2`` (package data); every
+figure and picture is embedded as a data URI and the style sheet is inline, so the file opens
+offline, from anywhere, with no server and no external request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from copyscope.analysis.rundata import open_run
+from copyscope.analysis.stage import analyse
+from copyscope.detect.criteria import CRITERIA
+from copyscope.errors import CopyscopeError
+from copyscope.progress import progress
+from copyscope.report.sections import comparison_section, is_missing, run_section
+from copyscope.run import atomic_path, command_line, now, versions
+
+TEMPLATE = "report.html.j2"
+
+
+def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
+                 per_item: int = 8, show: bool = True) -> Path:
+    """Analyse each run (writing its ``analysis/`` tables) and write the report to ``out``.
+
+    One run gives a report on that run; several give a comparison report with a section per run.
+    ``top`` is the number of flagged copies shown, ``per_item`` the number of samples shown beside
+    each most-regenerated training item.
+    """
+    if not runs:
+        raise CopyscopeError("Give at least one run directory to report on.")
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CopyscopeError(f"{out}: the report is an HTML file; give a name ending in .html.")
+    names = [Path(r).name for r in runs]
+    if len(set(names)) < len(names):
+        raise CopyscopeError("Two of the runs share a folder name; the report names runs by "
+                             "their folder, so give runs with distinct names.")
+    data = [open_run(r) for r in runs]
+    sections = [run_section(analyse(d), top, per_item)
+                for d in progress(data, desc="report", total=len(data), show=show)]
+    html = render({
+        "title": _title(sections),
+        "runs": sections,
+        "comparison": comparison_section(data) if len(data) > 1 else None,
+        "criteria": CRITERIA,
+        "generated": now(),
+        "command": command_line(),
+        "versions": versions(),
+    })
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return out
+
+
+def render(context: dict[str, Any]) -> str:
+    """The report's HTML for a context built by :func:`write_report`."""
+    env = Environment(loader=PackageLoader("copyscope.report", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters |= {"pct": pct, "num": num, "pvalue": pvalue}
+    env.tests["missing"] = is_missing
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """0.0123 -> '1.23%'; missing values -> '–'."""
+    return "–" if is_missing(value) else f"{100 * value:.{digits}f}%"
+
+
+def num(value: float | int | None, spec: str = ".4f") -> str:
+    if is_missing(value):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return format(value, spec)
+
+
+def pvalue(value: float | None) -> str:
+    if is_missing(value):
+        return "–"
+    return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _title(sections: list[dict[str, Any]]) -> str:
+    if len(sections) == 1:
+        return f"copyscope report: {sections[0]['name']}"
+    return f"copyscope comparison report: {len(sections)} runs"

@@ -1,0 +1,200 @@
+"""What the report shows, gathered from the analyses as plain data for the template.
+
+:func:`run_section` collects one run's answer, figures, tables, galleries and manifest;
+:func:`comparison_section` the trends across several runs. Figures and pictures arrive here as
+data URIs (see :mod:`copyscope.report.embed`); the template only lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from copyscope.analysis import figures, trends
+from copyscope.analysis.pairs import (
+    PANELS,
+    PairView,
+    closest,
+    item_view,
+    most_regenerated,
+    pair_view,
+    top_copies,
+)
+from copyscope.analysis.rundata import RunData
+from copyscope.analysis.stage import Analysis
+from copyscope.errors import CopyscopeError
+from copyscope.report.embed import png_uri, svg_uri
+
+FACT_LABELS = {"family": "model family", "train_size": "training images", "dropout": "dropout",
+               "checkpoint": "checkpoint", "epoch": "epoch", "steps": "steps", "seed": "seed"}
+
+
+def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
+                regenerated: int = 6, controls: int = 4) -> dict[str, Any]:
+    """Everything the report says about one run."""
+    run, tables = analysis.run, analysis.tables
+    name = run.default_criterion
+    s = run.summary
+    correlation = float(spearmanr(run.items["knn_mean_l2"], run.items["nn_other_l2"]).statistic)
+    criteria = [{"name": k, **v, "default": k == name} for k, v in s["criteria"].items()]
+    section: dict[str, Any] = {
+        "id": f"run-{run.name}",
+        "name": run.name,
+        "path": str(run.path),
+        "facts": [(FACT_LABELS[k], run.info[k]) for k in FACT_LABELS if run.info[k] is not None],
+        "inputs": run.audit["inputs"],
+        "params": run.params,
+        "summary": s,
+        "default": name,
+        "default_rule": s["criteria"][name]["rule"],
+        "criteria": criteria,
+        "threshold": run.heldout_threshold,
+        "exact_copies": int((run.samples["nn_l2"] == 0).sum()),
+        "rates": tables["rates"].to_dict("records"),
+        "figures": {
+            "distance": svg_uri(figures.distance_histogram(run)),
+            "counts": svg_uri(figures.count_figure(tables["counts"])),
+            "outlierness": svg_uri(figures.rates_figure(
+                _bin_labels(tables["outlierness"]), "range",
+                "outlierness of the nearest training item (mean L2 to its k nearest others)")),
+            "duplication": svg_uri(figures.rates_figure(
+                _bin_labels(tables["duplication"]), "range",
+                "distance from the nearest training item to its nearest other training item")),
+        },
+        "concentration": tables["concentration"].to_dict("records"),
+        "classes": tables["classes"].to_dict("records"),
+        "outlierness": _bin_labels(tables["outlierness"]).to_dict("records"),
+        "duplication": _bin_labels(tables["duplication"]).to_dict("records"),
+        "associations": tables["associations"].to_dict("records"),
+        "manifest": manifest_section(run),
+        "limitations": limitations(run, correlation),
+    }
+    if not tables["classes"].empty:
+        section["figures"]["classes"] = svg_uri(figures.rates_figure(
+            tables["classes"], "class", "class of the nearest training image"))
+    try:
+        section["galleries"] = galleries(run, top, per_item, regenerated, controls)
+    except CopyscopeError as e:
+        section["images_error"] = str(e)
+    return section
+
+
+def galleries(run: RunData, top: int, per_item: int, regenerated: int,
+              controls: int) -> dict[str, Any]:
+    """The top flagged copies, the most-regenerated items and the closest held-out images."""
+    flagged = top_copies(run, top)
+    shown = flagged if len(flagged) else closest(run, min(top, 6))
+    return {
+        "copies_flagged": len(flagged) > 0,
+        "copies": [_pair(pair_view(run, i)) for i in shown["sample"]],
+        "regenerated": [_item(run, int(i), per_item)
+                        for i in most_regenerated(run, regenerated)["item"]],
+        "controls": [_pair(pair_view(run, i, "controls"))
+                     for i in closest(run, controls, "controls")["heldout"]],
+    }
+
+
+def _pair(view: PairView) -> dict[str, Any]:
+    return {"panels": [(png_uri(view.panels[p]), view.captions[p]) for p in PANELS],
+            "lines": view.lines(), "flagged_by": view.flagged_by(),
+            "width": view.panels["query"].shape[1]}
+
+
+def _item(run: RunData, item: int, per_item: int) -> dict[str, Any]:
+    view = item_view(run, item, per_item)
+    row = view.row
+    return {"item": item, "label": row.get("label"), "n_nearest": row["n_nearest"],
+            "n_copies": row["n_copies"], "copying_flag": bool(row["copying_flag"]),
+            "copying_score": row["copying_score"], "image": png_uri(view.image),
+            "width": view.image.shape[1],
+            "samples": [(png_uri(im), int(r.sample), float(r.nn_l2), bool(r.is_copy))
+                        for im, r in zip(view.sample_images, view.samples.itertuples(),
+                                         strict=True)]}
+
+
+def _bin_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """Add a readable ``range`` column ("0.0412–0.0873") to a binned table."""
+    return table.assign(range=[f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(table["lo"], table["hi"],
+                                                                       strict=True)])
+
+
+def manifest_section(run: RunData) -> dict[str, Any]:
+    """Versions, seeds, data hashes and the exact commands of every stage in run.json."""
+    stages = run.manifest.get("stages", {})
+    return {
+        "commands": [(k, v["command"]) for k, v in stages.items() if v.get("command")],
+        "seeds": [(k, seed, value) for k, v in stages.items()
+                  for seed, value in _seeds(v).items()],
+        "versions": run.audit.get("versions", {}),
+        "hashes": [(role, e["spec"], e["n"], e["sha256"])
+                   for role, e in run.audit["inputs"].items()],
+        "stages": [(k, v.get("status"), v.get("finished"), v.get("timings_s"))
+                   for k, v in stages.items()],
+        "run_json": json.dumps(run.manifest, indent=2),
+    }
+
+
+def _seeds(stage: dict[str, Any]) -> dict[str, Any]:
+    seeds = dict(stage.get("seeds", {}))
+    if "seed" in stage:
+        seeds["seed"] = stage["seed"]
+    return seeds
+
+
+def limitations(run: RunData, correlation: float) -> list[str]:
+    """What this run's evidence cannot show, with its own numbers where they matter.
+
+    ``correlation`` is the Spearman correlation of outlierness and near-duplication.
+    """
+    s = run.summary
+    n_s, n_h = s["n_samples"], s["n_heldout"]
+    default = s["criteria"][run.default_criterion]
+    return [
+        f"Resolution: with {n_h:,} held-out images the smallest false-positive rate that can be "
+        f"measured is 1/{n_h:,} = {100 / n_h:.3f}%; with {n_s:,} samples the 95% interval of the "
+        f"copy rate reaches up to {100 * default['copy_rate_ci95'][1]:.2f}%. A rate of zero is a "
+        "statement about these samples, not about everything the model can generate.",
+        "Copies are searched in pixel space under L2: a copy that is shifted, rotated, cropped, "
+        "recoloured or only partly copied can sit far from its source and go unflagged. The "
+        "image-similarity measures are computed against the L2-nearest training image only.",
+        "The control is valid only if the held-out images come from the same distribution as "
+        "the training images and are not themselves training images (exact overlaps are "
+        "counted in the control section). Held-out data that is easier or harder than the "
+        "training data shifts every false-positive rate.",
+        "Generated samples carry no label: the per-class analysis places each sample in the class "
+        "of its nearest training image.",
+        f"Outlierness and near-duplication are two views of the same neighbourhood (Spearman "
+        f"correlation {correlation:.2f} over the training items), so their trends are not "
+        "independent. The carlini criterion divides by outlierness, so it flags samples near "
+        "outliers more easily by construction.",
+        "Gini coefficients and top-k shares depend on the number of samples; compare samples "
+        "with held-out images at equal sizes (the 'drawn' rows).",
+        "FSIM, SRE and ISSM from the reference study are not computed (no maintained library "
+        "provides them for this software stack).",
+        "A flag says a sample is closer to one training image than unseen real images come; "
+        "whether that closeness is a copy in law is for the reader to argue, with the pictures.",
+    ]
+
+
+def comparison_section(runs: Sequence[RunData]) -> dict[str, Any]:
+    """The trends across runs: rates against family, size and training time, with the controls."""
+    table = trends.compare(runs)
+    defaults = {r.default_criterion for r in runs}
+    criterion = defaults.pop() if len(defaults) == 1 else "heldout"
+    chosen = table[table["criterion"] == criterion]
+    figs = {"runs": svg_uri(figures.runs_figure(table, criterion))}
+    for x, label, log in (("train_size", "training images", True), ("epoch", "epoch", False),
+                          ("steps", "training steps", False)):
+        if chosen[x].dropna().nunique() > 1:
+            figs[x] = svg_uri(figures.trend_figure(table, x, criterion, label, log))
+    return {"criterion": criterion, "rows": chosen.to_dict("records"), "figures": figs,
+            "notes": trends.comparison_notes(runs)}
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
