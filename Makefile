@@ -23,8 +23,10 @@ data: setup
 demo: data
 	$(BIN)/copyscope audit --samples 'mnist:test[5000:]' --heldout 'mnist:test[:5000]' \
 		--out runs/demo-audit --force
+	$(BIN)/copyscope report runs/demo-audit --out runs/demo-audit/report.html
 
 test: data
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q
 
 lint: setup
