@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from copyscope.cli import audit, data, report
+from copyscope.cli import audit, data, report, sample, train
 from copyscope.cli.common import console
 from copyscope.errors import CopyscopeError
 
@@ -24,6 +24,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command("audit")(audit.audit_command)
 app.command("report")(report.report_command)
+app.command("train")(train.train_command)
+app.command("sample")(sample.sample_command)
 
 
 def main() -> None:

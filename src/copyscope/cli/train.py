@@ -1,0 +1,64 @@
+"""``copyscope train``: train a generator family on a seeded subset of a training set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from copyscope.cli.common import SPEC_HELP, console
+from copyscope.errors import CopyscopeError
+from copyscope.models import FAMILIES
+
+Opt = typer.Option
+
+
+def train_command(
+    family: Annotated[str, Opt("--family", "-f", help="Model family: " + ", ".join(FAMILIES)
+                               + ".")],
+    out: Annotated[Path, Opt("--out", "-o", help="Run directory to write (checkpoints/, "
+                             "run.json).")],
+    train: Annotated[str, Opt("--train", "-t", help=f"Training set: {SPEC_HELP}.")]
+    = "mnist:train",
+    size: Annotated[int | None, Opt(help="Train on a seeded, class-balanced subset of this many "
+                                    "images (default: all of --train).")] = None,
+    epochs: Annotated[int, Opt(help="Epochs (passes over the subset); more than a finished run "
+                               "had continues it.")] = 1,
+    batch_size: Annotated[int, Opt(help="Images per step.")] = 64,
+    seed: Annotated[int, Opt(help="Seed of the subset and of every random choice.")] = 0,
+    checkpoint_every: Annotated[int, Opt(help="Save a checkpoint every N epochs (and after "
+                                         "the last).")] = 1,
+    setting: Annotated[list[str] | None, Opt(
+        "--set", help="A family setting KEY=VALUE, repeatable, e.g. --set dropout=0.0 or "
+        "--set block_out_channels=[32,64,64].")] = None,
+    device: Annotated[str | None, Opt(help="cuda or cpu (default: cuda where present).")] = None,
+    force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
+) -> None:
+    """Train a model; an interrupted run resumes from its newest checkpoint when run again."""
+    from copyscope.models.train import TrainConfig
+    from copyscope.models.train import train as train_model
+
+    config = TrainConfig(family=family, train=train, size=size, epochs=epochs,
+                         batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
+                         model=parse_settings(setting or []))
+    path = train_model(config, out, device=device, force=force)
+    stage = json.loads((path / "run.json").read_text())["stages"]["train"]
+    console.print(f"trained {family} on {stage['inputs']['train_size']:,} images for "
+                  f"{stage['epochs_done']} epochs ({stage['steps_done']:,} steps, final loss "
+                  f"{stage['final_loss']:.4f}): [bold]{path}[/]")
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON where they parse (numbers, lists, true/false)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CopyscopeError(f"--set {item!r}: write KEY=VALUE, e.g. --set dropout=0.0.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

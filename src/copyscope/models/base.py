@@ -1,0 +1,65 @@
+"""What the generator families share: the Family protocol, config checks, pixel conversions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from copyscope.errors import CopyscopeError
+
+
+class Family(Protocol):
+    """A generator family: built from its config, trained step by step, sampled in batches.
+
+    Implementations are ``torch.nn.Module`` subclasses; ``state_dict()`` holds every weight a
+    checkpoint stores. All randomness in ``train_step`` comes from torch's global generator, which
+    the training loop seeds per epoch, so a resumed run repeats an uninterrupted one exactly.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    config: Any
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers ``train_step`` steps, by name (their state is part of resume state)."""
+        ...
+
+    def train_step(self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]
+                   ) -> dict[str, float]:
+        """One optimisation step on a uint8 batch (B, C, H, W); returns losses, ``loss`` first."""
+        ...
+
+    def generate(self, n: int, generator: torch.Generator, steps: int | None = None
+                 ) -> torch.Tensor:
+        """``n`` new images as uint8 (n, H, W, C), all randomness drawn from ``generator``."""
+        ...
+
+
+def make_config(cls: type, values: dict[str, Any] | None, where: str) -> Any:
+    """Build a config dataclass from user values, naming any unknown key in one sentence."""
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CopyscopeError(f"{where}: unknown setting {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(known))}).")
+    for f in dataclasses.fields(cls):
+        if f.name in values and isinstance(f.default, tuple):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
+
+
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0-255 -> float in [-1, 1], the range the networks work in."""
+    return batch.float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (n, C, H, W) in [-1, 1] -> uint8 (n, H, W, C), rounding to the nearest level."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,106 @@
+"""DDPM on small images with diffusers: a ``UNet2DModel`` and a ``DDPMScheduler``.
+
+Ho, Jain & Abbeel (2020), *Denoising Diffusion Probabilistic Models*: the network predicts the
+noise added at a random timestep (the simple epsilon loss). Sampling is either full ancestral
+DDPM over all T timesteps, or DDIM (Song, Meng & Ermon 2021, *Denoising Diffusion Implicit
+Models*, eta = 0) over a configurable number of steps. :func:`denoise` is also used for diffusers
+pipelines that users bring (see :mod:`copyscope.models.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from torch import nn
+
+from copyscope.models.base import to_uint8, to_unit
+from copyscope.progress import progress
+
+DEFAULT_STEPS = 50
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    image_size: int = 28
+    channels: int = 1
+    block_out_channels: tuple[int, ...] = (16, 32, 32)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    attention: bool = False
+    """Self-attention in the lowest-resolution block (as in the DDPM paper's 16x16 level)."""
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+
+
+class Diffusion(nn.Module):
+    """A DDPM: UNet2DModel noise predictor, DDPMScheduler noise schedule."""
+
+    name: ClassVar[str] = "diffusion"
+    Config: ClassVar[type] = DiffusionConfig
+    default_steps: ClassVar[int | None] = DEFAULT_STEPS
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        levels = len(config.block_out_channels)
+        down = ["DownBlock2D"] * levels
+        up = ["UpBlock2D"] * levels
+        if config.attention:
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        self.unet = UNet2DModel(
+            sample_size=config.image_size, in_channels=config.channels,
+            out_channels=config.channels, layers_per_block=config.layers_per_block,
+            block_out_channels=config.block_out_channels, down_block_types=tuple(down),
+            up_block_types=tuple(up), norm_num_groups=config.norm_num_groups,
+        )
+        self.scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                                       beta_schedule=config.beta_schedule)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"unet": torch.optim.Adam(self.unet.parameters(), lr=self.config.lr)}
+
+    def train_step(self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]
+                   ) -> dict[str, float]:
+        x = to_unit(batch)
+        noise = torch.randn_like(x)
+        t = torch.randint(0, self.config.num_train_timesteps, (len(x),), device=x.device)
+        noisy = self.scheduler.add_noise(x, noise, t)
+        loss = F.mse_loss(self.unet(noisy, t).sample, noise)
+        opt = optimizers["unet"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.unet.parameters(), self.config.grad_clip)
+        opt.step()
+        return {"loss": loss.item()}
+
+    def generate(self, n: int, generator: torch.Generator, steps: int | None = DEFAULT_STEPS
+                 ) -> torch.Tensor:
+        return denoise(self.unet, self.scheduler.config, n, generator, steps)
+
+
+def denoise(unet: UNet2DModel, scheduler_config: Any, n: int, generator: torch.Generator,
+            steps: int | None, show: bool = False) -> torch.Tensor:
+    """Generate ``n`` images from pure noise: DDIM with ``steps`` steps, or ancestral DDPM over
+    every training timestep when ``steps`` is None. Returns uint8 (n, H, W, C)."""
+    if steps is None:
+        scheduler = DDPMScheduler.from_config(scheduler_config)
+        scheduler.set_timesteps(scheduler.config.num_train_timesteps)
+    else:
+        scheduler = DDIMScheduler.from_config(scheduler_config)
+        scheduler.set_timesteps(steps)
+    cfg = unet.config
+    size = cfg.sample_size if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
+    hw = (size, size) if isinstance(size, int) else size
+    device = next(unet.parameters()).device
+    x = torch.randn((n, cfg.in_channels, *hw), generator=generator,
+                    device=generator.device).to(device)
+    for t in progress(scheduler.timesteps, desc="denoise", show=show):
+        eps = unet(x, t).sample
+        x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    return to_uint8(x)
