@@ -210,7 +210,8 @@ def runs(planted, tmp_path_factory):
     base = planted[0]
     tmp = tmp_path_factory.mktemp("runs")
     facts = {"gan-60000": ("gan", 60000, 20), "gan-300": ("gan", 300, 20),
-             "diffusion-300": ("diffusion", 300, 5), "outside": None}
+             "gan-300-e5": ("gan", 300, 5), "diffusion-300": ("diffusion", 300, 5),
+             "outside": None}
     paths = []
     for name, fact in facts.items():
         path = tmp / name
@@ -230,9 +231,10 @@ def runs(planted, tmp_path_factory):
 def test_compare_orders_runs_and_keeps_each_rate_beside_its_control(runs):
     table = trends.compare(runs)
     default = table[table["is_default"]]
-    assert default["run"].tolist() == ["diffusion-300", "gan-300", "gan-60000", "outside"]
-    assert default["train_size"].tolist()[:3] == [300, 300, 60000]
-    assert default["family"].isna().tolist() == [False, False, False, True]
+    assert default["run"].tolist() == ["diffusion-300", "gan-300-e5", "gan-300", "gan-60000",
+                                       "outside"]
+    assert default["train_size"].tolist()[:4] == [300, 300, 300, 60000]
+    assert default["family"].isna().tolist() == [False, False, False, False, True]
     assert len(table) == len(runs) * len(runs[0].summary["criteria"])
     c = runs[0].summary["criteria"]["heldout"]
     row = default.iloc[0]
@@ -255,17 +257,27 @@ def test_comparison_notes_name_different_controls(runs, tmp_path):
     assert len(notes) == 1 and "held-out" in notes[0]
 
 
-def test_trend_figures_draw_one_line_per_family(runs):
+def test_trend_lines_hold_one_model_setting_each(runs):
     table = trends.compare(runs)
-    fig = figures.trend_figure(table, "train_size", "heldout", "training images", log=True)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert sorted(labels) == ["diffusion: copy rate", "diffusion: held-out FPR",
-                              "gan: copy rate", "gan: held-out FPR"]
+    by_size = trends.series(table, "train_size", "heldout")
+    assert list(by_size) == ["diffusion, dropout 0.0", "gan, dropout 0.0"]
+    gan = by_size["gan, dropout 0.0"]
+    assert gan["train_size"].tolist() == [300, 60000]
+    assert gan["run"].tolist() == ["gan-300", "gan-60000"]  # the last checkpoint of each size
+    by_epoch = trends.series(table, "epoch", "heldout")
+    assert by_epoch["gan, train_size 300, dropout 0.0"]["epoch"].tolist() == [5, 20]
+    assert [len(line) for line in by_epoch.values()] == [1, 2, 1]
+    fig = figures.trend_figure(by_size, "train_size", "heldout", "training images", log=True)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["diffusion, dropout 0.0: copy rate", "gan, dropout 0.0: copy rate",
+                      "held-out FPR (dotted, same colour)"]
+    assert len(fig.axes[0].lines) >= 4  # a rate line and an FPR line per setting
     forest = figures.runs_figure(table, "heldout")
     ax = forest.axes[0]
     top_down = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()),
                           strict=True), reverse=True)
-    assert [name for _, name in top_down] == ["diffusion-300", "gan-300", "gan-60000", "outside"]
+    assert [name for _, name in top_down] == ["diffusion-300", "gan-300-e5", "gan-300",
+                                              "gan-60000", "outside"]
 
 
 def test_open_run_refuses_what_is_not_a_finished_audit(tmp_path, run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from copyscope.analysis.rundata import RunData
 
@@ -149,29 +150,28 @@ def _tick(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def trend_figure(table: pd.DataFrame, x: str, criterion: str, xlabel: str,
+def trend_figure(lines: dict[str, pd.DataFrame], x: str, criterion: str, xlabel: str,
                  log: bool = False) -> Figure:
-    """Copy rate (with 95% CI) against ``x`` per model family, the held-out FPR beside it.
+    """Copy rate (with 95% CI) against ``x``, one line per model setting, held-out FPR beside it.
 
-    ``table`` is :func:`copyscope.analysis.trends.compare`'s; rows without ``x`` are left out.
+    ``lines`` is :func:`copyscope.analysis.trends.series`'s result.
     """
-    rows = table[(table["criterion"] == criterion) & table[x].notna()]
-    fig, (ax,) = _figure(width=7.0, height=3.4)
-    families = rows["family"].fillna("(unknown family)")
-    for i, (family, group) in enumerate(rows.groupby(families, sort=True)):
-        group = group.sort_values(x)
+    fig, (ax,) = _figure(width=9.0, height=3.4)
+    for i, (label, group) in enumerate(lines.items()):
         xs = group[x].to_numpy(dtype=float)
         y = group["copy_rate"].to_numpy()
         err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
-        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=f"{family}: copy rate",
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=f"{label}: copy rate",
                     color=f"C{i}")
-        ax.plot(xs, group["heldout_fpr"], linestyle=":", marker="x", color=f"C{i}",
-                alpha=0.7, label=f"{family}: held-out FPR")
+        ax.plot(xs, group["heldout_fpr"], linestyle=":", marker="x", color=f"C{i}", alpha=0.7)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"share flagged ({criterion})")
-    ax.legend(fontsize=7, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="grey", linestyle=":", marker="x"))
+    labels.append("held-out FPR (dotted, same colour)")
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, frameon=False)
     return fig
 
 

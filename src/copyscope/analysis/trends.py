@@ -20,6 +20,10 @@ from copyscope.analysis.rundata import RunData
 
 FACTS = ("family", "train_size", "dropout", "checkpoint", "epoch", "steps", "seed")
 ORDER = ["family", "train_size", "dropout", "epoch", "steps", "run"]
+# what stays fixed along one line of a trend: the runs of one model setting, varying only x
+SERIES = {"train_size": ("family", "dropout"),
+          "epoch": ("family", "train_size", "dropout"),
+          "steps": ("family", "train_size", "dropout")}
 
 
 def rates(run: RunData) -> pd.DataFrame:
@@ -61,6 +65,27 @@ def compare(runs: Sequence[RunData]) -> pd.DataFrame:
     table = pd.concat([rates(r) for r in runs], ignore_index=True)
     return table.sort_values([*ORDER, "criterion"], na_position="last", kind="stable",
                              ignore_index=True)
+
+
+def series(table: pd.DataFrame, x: str, criterion: str) -> dict[str, pd.DataFrame]:
+    """The lines of a trend against ``x`` (``train_size``, ``epoch`` or ``steps``).
+
+    Each line holds the runs of :func:`compare`'s ``table`` that agree on every other fact in
+    :data:`SERIES` (e.g. one family and dropout across training-set sizes), sorted by ``x``,
+    labelled by those facts. Against ``train_size`` each size contributes its last checkpoint
+    (largest epoch, then steps), so the line compares final models. Runs that do not record
+    ``x`` are left out.
+    """
+    by = list(SERIES[x])
+    rows = table[(table["criterion"] == criterion) & table[x].notna()]
+    keys = rows[by].astype(object).where(rows[by].notna(), "?")
+    lines = {}
+    for values, group in rows.groupby([keys[c] for c in by], sort=True):
+        label = ", ".join(f"{c} {v}" if c != "family" else str(v)
+                          for c, v in zip(by, values, strict=True))
+        group = group.sort_values([x, "epoch", "steps"], kind="stable", na_position="first")
+        lines[label] = group.groupby(x).tail(1) if x == "train_size" else group
+    return lines
 
 
 def comparison_notes(runs: Sequence[RunData]) -> list[str]:

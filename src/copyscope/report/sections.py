@@ -190,8 +190,11 @@ def comparison_section(runs: Sequence[RunData]) -> dict[str, Any]:
     figs = {"runs": svg_uri(figures.runs_figure(table, criterion))}
     for x, label, log in (("train_size", "training images", True), ("epoch", "epoch", False),
                           ("steps", "training steps", False)):
-        if chosen[x].dropna().nunique() > 1:
-            figs[x] = svg_uri(figures.trend_figure(table, x, criterion, label, log))
+        lines = trends.series(table, x, criterion)
+        if x == "steps" and "epoch" in figs:
+            continue  # steps only where epochs are not recorded: the same trend twice otherwise
+        if any(line[x].nunique() > 1 for line in lines.values()):
+            figs[x] = svg_uri(figures.trend_figure(lines, x, criterion, label, log))
     return {"criterion": criterion, "rows": chosen.to_dict("records"), "figures": figs,
             "notes": trends.comparison_notes(runs)}
 
