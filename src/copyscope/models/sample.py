@@ -74,6 +74,9 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
                 "sampler": sampler.sampler, "seed": seed, "batch_size": batch_size,
                 "shard": SHARD}
     previous = run.stage("sample")
+    if previous is not None and previous.get("identity") == identity and \
+            previous.get("status") == "complete":
+        return run.path  # already done: keep its record (and its timings)
     run.claim("sample", identity, force)
     if previous is not None and previous.get("identity") != identity:
         shutil.rmtree(run.file(SAMPLES_DIR), ignore_errors=True)  # another sample run's shards

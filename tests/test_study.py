@@ -1,0 +1,142 @@
+"""Studies: train -> sample -> audit for every model of a TOML file, resumable; sample quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from copyscope.data import load
+from copyscope.errors import CopyscopeError
+from copyscope.models.classifier import ClassifierConfig, mnist_classifier
+from copyscope.models.train import TrainConfig, train
+from copyscope.quality import frechet_distance, sample_quality
+from copyscope.study import read_study, run_study
+
+STUDY = """
+[study]
+out = "{out}"
+train = "mnist:train[:1000]"
+heldout = "mnist:test[:300]"
+samples = 60
+steps = 3
+quality = false
+sweep = ["gan-a"]
+note = "A note printed under the table."
+
+[[models]]
+name = "gan-a"
+family = "gan"
+size = 16
+epochs = 2
+batch_size = 8
+settings = {{ width = 8, latent_dim = 16 }}
+
+[[models]]
+name = "gan-b"
+family = "gan"
+size = 16
+epochs = 1
+batch_size = 8
+from = "{source}"
+samples = 40
+settings = {{ width = 8, latent_dim = 16, dropout = 0.0 }}
+"""
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    source = train(TrainConfig("gan", train="mnist:train[:1000]", size=16, epochs=1,
+                               batch_size=8, model={"width": 8, "latent_dim": 16,
+                                                    "dropout": 0.0}),
+                   tmp / "committed", device="cpu", show=False)
+    path = tmp / "study.toml"
+    path.write_text(STUDY.format(out=tmp / "runs", source=source))
+    return path
+
+
+def test_a_study_trains_samples_audits_and_prints_the_table(study_file, run_cli, monkeypatch):
+    from copyscope.cli.common import console
+
+    monkeypatch.setattr(console, "width", 160)
+    code, out = run_cli("run", study_file)
+    assert code == 0, out
+    for text in ("gan-a@epoch-0001", "gan-b", "training", "dropout", "carlini_sample",
+                 "held-out", "A note printed"):
+        assert text in out
+    root = study_file.parent / "runs"
+    table = pd.read_parquet(root / "study.parquet")
+    assert list(table["model"]) == ["gan-a", "gan-a@epoch-0001", "gan-b"]
+    assert list(table["samples"]) == [60, 60, 40]
+    assert list(table["dropout"]) == [0.3, 0.3, 0.0] and list(table["epoch"]) == [2, 1, 1]
+    assert set(table["train_size"]) == {16}
+    for run in ("gan-a", "gan-b", "gan-a/epochs/epoch-0001"):
+        samples = pd.read_parquet(root / run / "samples.parquet")
+        assert len(samples) in (40, 60) and samples["nn_train"].max() < 1000
+    summary = pd.read_json(root / "gan-a" / "summary.json", typ="series")
+    assert summary["n_train"] == 1000  # audited against the whole training set, not the subset
+    assert (root / "gan-b" / "checkpoints" / "epoch-0001.safetensors").exists()
+
+
+def test_running_a_study_again_skips_finished_stages(study_file, run_cli, monkeypatch):
+    assert run_cli("run", study_file)[0] == 0
+    before = pd.read_parquet(study_file.parent / "runs" / "study.parquet")
+
+    def fail(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    for name in ("train", "audit"):
+        monkeypatch.setattr(f"copyscope.study.{name}", fail)
+    monkeypatch.setattr("copyscope.models.sample._save_shard", fail)
+    after = run_study(read_study(study_file), show=False)
+    pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[study]\nout = 'x'\nsampels = 3\n[[models]]\nname='a'\nfamily='gan'\n",
+     "unknown key 'sampels'"),
+    ("[study]\nsamples = 3\n", "needs out"),
+    ("[study]\nout = 'x'\nsweep = ['b']\n[[models]]\nname='a'\nfamily='gan'\n",
+     "sweep names 'b'"),
+    ("[study]\nout = 'x'\n[[models]]\nname='a'\nfamily='gan'\nsettings={widht=3}\n",
+     "unknown setting 'widht'"),
+    ("[study\n", "not valid TOML"),
+])
+def test_bad_study_files_are_one_sentence(tmp_path, run_cli, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(CopyscopeError, match=message):
+        read_study(path)
+    code, out = run_cli("run", path)
+    assert code == 2 and message.split("'")[0] in out and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return mnist_classifier(ClassifierConfig(train="mnist:train[:6000]", epochs=2), show=False)
+
+
+def test_the_classifier_learns_mnist(classifier):
+    assert classifier.test_accuracy > 0.9
+
+
+def test_quality_tells_digits_from_noise_and_shows_collapse(classifier):
+    real = sample_quality("mnist:test[5000:5600]", "mnist:test[:2000]", classifier)
+    rng = np.random.default_rng(0)
+    from copyscope.data import from_array
+    noise = from_array(rng.integers(0, 256, (600, 28, 28), dtype=np.uint8), "noise")
+    bad = sample_quality(noise, "mnist:test[:2000]", classifier)
+    assert sum(real["class_histogram"]) == 600
+    assert real["mean_confidence"] > 0.85 > bad["mean_confidence"]
+    assert bad["frechet_distance"] > 10 * real["frechet_distance"]
+    test = load("mnist:test")
+    threes = from_array(test.images[:3000][test.labels[:3000] == 3], "threes")
+    collapsed = sample_quality(threes, "mnist:test[:2000]", classifier)
+    assert collapsed["class_fractions"][3] > 0.9
+    assert collapsed["frechet_distance"] > real["frechet_distance"]
+
+
+def test_frechet_distance_of_a_set_to_itself_is_zero(classifier):
+    digits = load("mnist:test[:500]")
+    assert frechet_distance(classifier, digits, digits) == pytest.approx(0, abs=1e-2)
