@@ -36,6 +36,18 @@ def runs(train60k, test10k, tmp_path_factory) -> dict[str, Path]:
         out[name] = tmp / name
         audit(str(tmp / f"{name}.npy"), TRAIN, HELDOUT, out=out[name], show=False)
     assert json.loads((out["clean"] / "summary.json").read_text())["copies"] == 0
+    # the copies came from a (pretend) trained model: its training run and the sample stage
+    model_run = tmp / "gan-300"
+    model_run.mkdir()
+    (model_run / "run.json").write_text(json.dumps({"stages": {"train": {
+        "command": "copyscope train --family gan --train 'mnist:train[:300]'",
+        "seeds": {"init": 3}}}}))
+    manifest = json.loads((out["copies"] / "run.json").read_text())
+    manifest["stages"]["sample"] = {
+        "model": {"family": "gan", "train_size": 300, "dropout": 0.1, "run": str(model_run)},
+        "checkpoint": "checkpoints/epoch-0020.safetensors", "epoch": 20, "steps": None,
+        "seed": 11, "command": "copyscope sample runs/gan-300 --n 206 --seed 11"}
+    (out["copies"] / "run.json").write_text(json.dumps(manifest))
     return out
 
 
@@ -88,10 +100,16 @@ def test_comparison_report_renders_every_image_offline(runs, browser, run_cli, t
                     "The control and the false-positive rates", "Limitations",
                     "Reproducibility manifest", "Across runs", "Trends across runs"):
         assert section in text
+    every_criterion = page.locator("#answer table").last.inner_text()
+    assert all(c in every_criterion for c in ("gu", "carlini_sample", "heldout", "l2"))
     n_copies = sum(PLANTED.values())
     assert f"{n_copies} of " in text and "No generated sample is flagged as a copy" in text
     flagged_cards = page.locator("#run-copies .card.flagged").count()
     assert flagged_cards == n_copies
+    for fact in ("model family", "gan", "checkpoints/epoch-0020.safetensors",
+                 "copyscope train --family gan --train 'mnist:train[:300]'",
+                 "copyscope sample runs/gan-300 --n 206 --seed 11"):
+        assert fact in text
     for run in runs.values():  # the manifest carries each input's content hash and command
         audit_stage = json.loads((run / "run.json").read_text())["stages"]["audit"]
         for entry in audit_stage["inputs"].values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from copyscope.analysis.rundata import RunData
 from copyscope.analysis.stage import Analysis
 from copyscope.errors import CopyscopeError
 from copyscope.report.embed import png_uri, svg_uri
+from copyscope.run import MANIFEST, RunDir
 
 FACT_LABELS = {"family": "model family", "train_size": "training images", "dropout": "dropout",
                "checkpoint": "checkpoint", "epoch": "epoch", "steps": "steps", "seed": "seed"}
@@ -124,8 +126,12 @@ def _bin_labels(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def manifest_section(run: RunData) -> dict[str, Any]:
-    """Versions, seeds, data hashes and the exact commands of every stage in run.json."""
-    stages = run.manifest.get("stages", {})
+    """Versions, seeds, data hashes and the exact commands of every stage in run.json.
+
+    The stages of the training run that the samples came from (the sample stage's
+    ``model.run``) come first, when that run directory is still there.
+    """
+    stages = _model_stages(run) | run.manifest.get("stages", {})
     return {
         "commands": [(k, v["command"]) for k, v in stages.items() if v.get("command")],
         "seeds": [(k, seed, value) for k, v in stages.items()
@@ -137,6 +143,19 @@ def manifest_section(run: RunData) -> dict[str, Any]:
                    for k, v in stages.items()],
         "run_json": json.dumps(run.manifest, indent=2),
     }
+
+
+def _model_stages(run: RunData) -> dict[str, Any]:
+    source = run.manifest.get("stages", {}).get("sample", {}).get("model", {}).get("run")
+    if not source or not (Path(source) / MANIFEST).is_file():
+        return {}
+    if Path(source).resolve() == run.path.resolve():
+        return {}
+    try:
+        stages = RunDir(Path(source)).manifest().get("stages", {})
+    except CopyscopeError:
+        return {}  # an unreadable training manifest is the training run's problem, not the report's
+    return {f"{name} ({Path(source).name})": stage for name, stage in stages.items()}
 
 
 def _seeds(stage: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +214,11 @@ def comparison_section(runs: Sequence[RunData]) -> dict[str, Any]:
             continue  # steps only where epochs are not recorded: the same trend twice otherwise
         if any(line[x].nunique() > 1 for line in lines.values()):
             figs[x] = svg_uri(figures.trend_figure(lines, x, criterion, label, log))
+    criteria = list(dict.fromkeys(table["criterion"]))
+    by_run = [{"run": run, "cells": {r["criterion"]: r for r in group.to_dict("records")}}
+              for run, group in table.groupby("run", sort=False)]
     return {"criterion": criterion, "rows": chosen.to_dict("records"), "figures": figs,
+            "criteria": criteria, "by_run": by_run,
             "notes": trends.comparison_notes(runs)}
 
 
