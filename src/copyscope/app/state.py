@@ -1,0 +1,191 @@
+"""What the web app loads once at start-up, so that every view afterwards takes milliseconds.
+
+:func:`load_state` reads each run directory once (its tables, summary and images, through
+:func:`copyscope.analysis.open_run`), fits the exact int8 searcher over *every* training image, a
+searcher over each distinct held-out set and one over all the loaded runs' generated samples, and
+keeps each run's held-out null distribution of nearest-training distances. Nothing is searched
+per request except the images a user brings (a drawing, an upload, a live sample).
+
+:func:`judge` gives a new image exactly the evidence and verdicts ``copyscope audit`` would give it
+as a sample of a loaded run: the same search, the same measures, the same criteria with that run's
+parameters, and ``heldout_p`` against that run's held-out control.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from copyscope.analysis import RunData, open_run, trends
+from copyscope.audit import _evidence
+from copyscope.audit_config import AuditConfig
+from copyscope.data import ImageSet
+from copyscope.detect import calibration, criteria
+from copyscope.errors import CopyscopeError
+from copyscope.run import RunDir
+from copyscope.search import Neighbours, Searcher, make_searcher
+
+THREADS = 1
+
+
+@dataclass
+class Reference:
+    """What judging a new image as a sample of one run needs: that run's audit settings and control.
+
+    ``null_d2`` holds the exact squared nearest-training distances of the run's held-out images
+    (the null distribution), recovered from controls.parquet; ``train_knn_mean`` the mean
+    normalised L2 of each training item to its n nearest other training items (items.parquet),
+    the neighbourhood of Carlini et al.'s calibrated distance.
+    """
+
+    config: AuditConfig
+    null_d2: np.ndarray
+    train_knn_mean: np.ndarray
+    heldout: ImageSet
+    heldout_searcher: Searcher
+
+
+@dataclass
+class AppState:
+    """Every loaded run, the training set with its exact searcher, and the samples index."""
+
+    runs: dict[str, RunData]
+    train: ImageSet
+    searcher: Searcher
+    references: dict[str, Reference]
+    samples_searcher: Searcher
+    sample_owner: pd.DataFrame
+    """Row i of the samples index: the run and the sample number it came from."""
+    rates: pd.DataFrame
+    """The per-criterion copy rates and held-out false-positive rates of every run."""
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def first(self) -> str:
+        """The run whose settings and control judge a user's query (the first one given)."""
+        return next(iter(self.runs))
+
+    def run(self, name: str) -> RunData:
+        if name not in self.runs:
+            raise CopyscopeError(f"no loaded run is called {name!r} "
+                                 f"(loaded: {', '.join(self.runs)}).")
+        return self.runs[name]
+
+
+def load_state(paths: Sequence[str | Path], warm_up: bool = True,
+               threads: int | None = THREADS) -> AppState:
+    """Read the runs and build the indexes. All runs must be audited against one training set.
+
+    ``threads`` sets torch's (process-wide) intra-op threads; None leaves them alone. The app
+    answers small requests (one query is a memory-bound pass over the training set; live
+    generation runs a small network on a few images), where one thread is about as fast as two on
+    an idle machine, and far faster on a busy one: OpenMP threads spin-wait for each other when
+    the cores are shared (we measured a query's p95 at 715 ms with 2 threads against 33 ms with
+    1 on our shared 2-core machine). Concurrent requests still use every core, one each.
+    ``warm_up`` runs one query through the searchers so that the first user request does not pay
+    for torch's first-call set-up.
+    """
+    if not paths:
+        raise CopyscopeError("the app needs at least one run directory written by "
+                             "`copyscope audit --out`.")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    runs = _open_runs(paths)
+    first = next(iter(runs.values()))
+    train_sha = first.audit["inputs"]["train"]["sha256"]
+    for run in runs.values():
+        if run.audit["inputs"]["train"]["sha256"] != train_sha:
+            raise CopyscopeError(
+                f"{run.path} was audited against a different training set than {first.path}; "
+                "open runs of one training set together.")
+    images = {name: {role: run.images(role) for role in ("samples", "train", "heldout")}
+              for name, run in runs.items()}
+    train = images[next(iter(runs))]["train"]
+    timings["read_runs"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    searcher = make_searcher("int8").fit(train.flat)
+    heldout_searchers: dict[str, Searcher] = {}
+    references = {}
+    for name, run in runs.items():
+        heldout = images[name]["heldout"]
+        if heldout.sha256 not in heldout_searchers:
+            heldout_searchers[heldout.sha256] = make_searcher("int8").fit(heldout.flat)
+        references[name] = Reference(
+            config=AuditConfig(**run.params),
+            null_d2=_squared(run.controls["nn_l2"].to_numpy(), train.dim),
+            train_knn_mean=run.items["knn_mean_l2"].to_numpy(),
+            heldout=heldout,
+            heldout_searcher=heldout_searchers[heldout.sha256],
+        )
+    owner = pd.DataFrame({
+        "run": np.concatenate([np.full(len(r.samples), n, dtype=object) for n, r in runs.items()]),
+        "sample": np.concatenate([r.samples["sample"].to_numpy() for r in runs.values()]),
+    })
+    samples_searcher = make_searcher("int8").fit(
+        np.concatenate([images[n]["samples"].flat for n in runs]))
+    timings["index"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    rates = trends.compare(list(runs.values()))
+    timings["rates"] = time.perf_counter() - start
+    state = AppState(runs, train, searcher, references, samples_searcher, owner, rates, timings)
+    if warm_up:
+        start = time.perf_counter()
+        judge(state, train.images[:1], state.first)
+        samples_searcher.search(train.flat[:1], 1, show=False)
+        timings["warm_up"] = time.perf_counter() - start
+    return state
+
+
+def find_runs(folder: str | Path = "runs") -> list[Path]:
+    """The finished audits directly under ``folder`` (what ``copyscope app`` opens by default)."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    done = [p for p in found if (RunDir(p).stage("audit") or {}).get("status") == "complete"]
+    if not done:
+        raise CopyscopeError(f"{folder} holds no finished audit; name run directories written "
+                             "by `copyscope audit --out` (make demo writes some under runs/).")
+    return done
+
+
+def judge(state: AppState, images: np.ndarray, run: str) -> tuple[pd.DataFrame, Neighbours]:
+    """The audit's evidence and verdicts for new uint8 images (N, H, W, C) as samples of ``run``.
+
+    Returns the table ``copyscope audit`` would write to samples.parquet for them (one row each,
+    ``sample`` numbering them 0..N-1) and their exact training neighbours, nearest first.
+    """
+    ref = state.references[run]
+    cfg = ref.config
+    query = ImageSet(np.ascontiguousarray(images), source="query")
+    k = min(cfg.neighbours, len(state.train) - 1)
+    nb = state.searcher.search(query.flat, k, show=False)
+    near_heldout = ref.heldout_searcher.search(query.flat, 1, show=False)
+    table = _evidence(query, nb, near_heldout, state.train, ref.train_knn_mean,
+                      calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample")
+    params = {"gu_threshold": cfg.gu_threshold, "heldout_q": cfg.heldout_q,
+              "l2_threshold": cfg.l2_threshold}
+    return criteria.apply(table, params, cfg.default), nb
+
+
+def _open_runs(paths: Sequence[str | Path]) -> dict[str, RunData]:
+    """Open each run once, named by its folder (by its path where two folders share a name)."""
+    opened = [open_run(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
+    names = [r.name for r in opened]
+    return {(r.name if names.count(r.name) == 1 else str(r.path)): r for r in opened}
+
+
+def _squared(l2: np.ndarray, dim: int) -> np.ndarray:
+    """Exact integer squared pixel distances back from normalised L2 (``sqrt(d2 / dim) / 255``).
+
+    d2 is at most 255^2 * dim, so float64 carries it with room to spare and rounding recovers it.
+    """
+    return np.rint((l2 * 255.0) ** 2 * dim).astype(np.int64)

@@ -1,0 +1,295 @@
+"""The Gradio interface: tabs and events wired to the plain view functions of :mod:`views`.
+
+Safety: the server binds 127.0.0.1 unless told otherwise; analytics are off (the environment
+variable is set before Gradio is imported, and on the Blocks); the theme uses system fonts, so the
+page loads nothing from outside the server; uploads are capped (``MAX_UPLOAD``) and decoded by
+copyscope's own PNG/JPEG reader with a pixel cap; no file on disk is served except the images the
+views render (no ``allowed_paths``), and nothing a user sends is unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import gradio as gr
+import numpy as np
+
+from copyscope.app import live, views
+from copyscope.app.preprocess import read_upload
+from copyscope.app.state import AppState
+from copyscope.detect.criteria import CRITERIA
+from copyscope.errors import CopyscopeError
+
+HOST = "127.0.0.1"
+PORT = 7860
+MAX_UPLOAD = "5mb"
+ANY_CLASS = "any"
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+"""
+THEME = gr.themes.Default(
+    font=["ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=["ui-monospace", "Consolas", "monospace"],
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def shown(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a CopyscopeError into Gradio's error message (one sentence, no traceback)."""
+
+    @functools.wraps(fn)  # Gradio reads the signature: gr.SelectData parameters get the event
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CopyscopeError as e:
+            raise gr.Error(str(e)) from e
+
+    return wrapper
+
+
+def build(state: AppState) -> gr.Blocks:
+    """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`)."""
+    runs = list(state.runs)
+    criteria = [views.ALL, *CRITERIA]
+    labels = [ANY_CLASS] + ([str(c) for c in np.unique(state.train.labels)]
+                            if state.train.labels is not None else [])
+    sortable = [(label, col) for col, label in views.SORTABLE.items()
+                if col in state.runs[state.first].samples.columns]
+    with gr.Blocks(title="copyscope", analytics_enabled=False, delete_cache=(600, 3600)) as app:
+        gr.Markdown(f"# copyscope\nDoes this generative model store copies of its training "
+                    f"data? {len(runs)} run(s), every sample searched exactly against all "
+                    f"{len(state.train):,} training images.")
+        with gr.Tab("Overview"):
+            _overview_tab(state)
+        with gr.Tab("Copies"):
+            _copies_tab(state, runs, criteria, labels, sortable)
+        with gr.Tab("Training items"):
+            _items_tab(state, runs)
+        with gr.Tab("Query"):
+            _query_tab(state)
+        with gr.Tab("Live"):
+            _live_tab(state)
+    return app
+
+
+def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = True) -> gr.Blocks:
+    """Serve the app on ``host:port``; with ``block=False`` return once it is listening."""
+    _check_port(host, port)
+    app = build(state)
+    app.launch(server_name=host, server_port=port, theme=THEME, css=CSS,
+               max_file_size=MAX_UPLOAD, share=False, ssr_mode=False, mcp_server=False,
+               pwa=False, show_error=False, footer_links=[], quiet=True,
+               prevent_thread_lock=not block)
+    return app
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise CopyscopeError(f"cannot listen on {host}:{port} ({e.strerror}); choose another "
+                                 "--port or --host.") from e
+
+
+def _overview_tab(state: AppState) -> None:
+    ov = views.overview(state)
+    gr.Markdown("Copy rate of the generated samples beside the false-positive rate of the same "
+                "criterion on held-out real images (95% Wilson intervals).")
+    gr.Dataframe(ov.table, interactive=False, max_height=400)
+    gr.Markdown(ov.notes)
+    for image, caption in ov.figures:
+        gr.Image(image, label=caption, format="png", interactive=False)
+
+
+def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: list[str],
+                sortable: list[tuple[str, str]]) -> None:
+    with gr.Row():
+        run = gr.Dropdown(runs, value=runs[0], label="run")
+        criterion = gr.Dropdown(criteria, value=views.ALL, label="flagged by")
+        label = gr.Dropdown(labels, value=ANY_CLASS, label="class of nearest training image")
+        sort_by = gr.Dropdown(sortable, value="nn_l2", label="sort by")
+        descending = gr.Checkbox(False, label="largest first")
+    first = views.copies(state, runs[0])
+    summary = gr.Markdown(first.text)
+    gallery = gr.Gallery(first.gallery, columns=10, height=330, allow_preview=False,
+                         format="png", object_fit="contain", label="samples (click one)",
+                         elem_classes="pixelated", elem_id="copies")
+    keys = gr.State(first.keys)
+    pair_text = gr.Markdown()
+    with gr.Row():
+        panels = gr.Gallery(columns=4, height=260, allow_preview=False, format="png",
+                            object_fit="contain", label="sample | nearest training | "
+                            "|difference| | nearest held-out", elem_classes="pixelated", scale=2)
+        measures = gr.Dataframe(interactive=False, label="measures", scale=1, wrap=True,
+                                column_widths=["70%", "30%"])
+    listing = gr.Dataframe(first.table, interactive=False, label="listed samples",
+                           max_height=300)
+
+    @shown
+    def list_samples(run: str, criterion: str, label: str, sort_by: str, descending: bool
+                     ) -> tuple[Any, ...]:
+        v = views.copies(state, run, criterion, None if label == ANY_CLASS else int(label),
+                         sort_by, descending)
+        return v.gallery, v.text, v.table, v.keys
+
+    @shown
+    def show_pair(run: str, keys: list[int], evt: gr.SelectData) -> tuple[Any, ...]:
+        v = views.pair(state, run, int(keys[evt.index]))
+        return v.panels, v.measures, v.text
+
+    filters = [run, criterion, label, sort_by, descending]
+    for f in filters:
+        f.change(list_samples, filters, [gallery, summary, listing, keys], api_name="copies")
+    gallery.select(show_pair, [run, keys], [panels, measures, pair_text], api_name="pair")
+
+
+def _items_tab(state: AppState, runs: list[str]) -> None:
+    with gr.Row():
+        item = gr.Number(label="training item index", precision=0, minimum=0,
+                         maximum=len(state.train) - 1)
+        go = gr.Button("Show item")
+        run = gr.Dropdown(runs, value=runs[0], label="most regenerated in run")
+        criterion = gr.Dropdown(list(CRITERIA), value=state.runs[runs[0]].default_criterion,
+                                label="copies by")
+    first = views.regenerated(state, runs[0])
+    regenerated = gr.Gallery(first.gallery, columns=12, height=200, allow_preview=False,
+                             format="png", object_fit="contain",
+                             label="most regenerated (click one)", elem_classes="pixelated")
+    keys = gr.State(first.keys)
+    text = gr.Markdown()
+    with gr.Row():
+        image = gr.Image(format="png", label="training item", interactive=False, height=200,
+                         elem_classes="pixelated", scale=1)
+        table = gr.Dataframe(interactive=False, label="per run", scale=3)
+    landed = gr.Gallery(columns=12, height=260, allow_preview=False, format="png",
+                        object_fit="contain", label="every sample whose nearest training image "
+                        "it is", elem_classes="pixelated")
+
+    @shown
+    def list_items(run: str, criterion: str) -> tuple[Any, ...]:
+        v = views.regenerated(state, run, criterion)
+        return v.gallery, v.keys
+
+    @shown
+    def show(index: float | None) -> tuple[Any, ...]:
+        if index is None:
+            raise CopyscopeError("type a training item index first.")
+        v = views.training_item(state, int(index))
+        return v.image, v.table, v.gallery, v.text
+
+    def pick(keys: list[int], evt: gr.SelectData) -> int:
+        return int(keys[evt.index])
+
+    for f in (run, criterion):
+        f.change(list_items, [run, criterion], [regenerated, keys], api_name="regenerated")
+    outputs = [image, table, landed, text]
+    go.click(show, item, outputs, api_name="item")
+    item.submit(show, item, outputs, api_name=False)
+    regenerated.select(pick, keys, item, api_name=False).then(show, item, outputs,
+                                                              api_name=False)
+
+
+def _query_tab(state: AppState) -> None:
+    gr.Markdown("Draw a digit or upload a PNG/JPEG. It is put in the training images' format "
+                "(grayscale, white on black, 20-pixel box centred by mass in 28x28, as MNIST was "
+                "made), searched exactly against every training image, and compared with how "
+                "close unseen real digits come.")
+    with gr.Row():
+        sketch = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(280, 280),
+                              brush=gr.Brush(default_size=20, colors=["#000000"],
+                                             color_mode="fixed"),
+                              layers=False, label="draw a digit", elem_id="sketch")
+        with gr.Column():
+            upload = gr.File(file_types=[".png", ".jpg", ".jpeg"], type="filepath",
+                             label=f"...or upload a PNG or JPEG (up to {MAX_UPLOAD})",
+                             elem_id="upload")
+            search = gr.Button("Search drawing", variant="primary", elem_id="search")
+            searched = gr.Image(format="png", label="as searched", interactive=False,
+                                height=160, elem_classes="pixelated", elem_id="searched")
+    text = gr.Markdown(elem_id="verdict")
+    neighbours = gr.Gallery(columns=8, height=200, allow_preview=False, format="png",
+                            object_fit="contain", label="nearest training images",
+                            elem_classes="pixelated", elem_id="neighbours")
+    table = gr.Dataframe(interactive=False, label="measures against each")
+    samples = gr.Gallery(columns=8, height=200, allow_preview=False, format="png",
+                         object_fit="contain", label="nearest generated samples in the loaded "
+                         "runs", elem_classes="pixelated")
+    samples_table = gr.Dataframe(interactive=False, label="those samples")
+    outputs = [searched, text, neighbours, table, samples, samples_table]
+
+    def answer(image: np.ndarray) -> tuple[Any, ...]:
+        v = views.query(state, image)
+        return _enlarge(v.image), v.text, v.neighbours, v.table, v.samples, v.samples_table
+
+    @shown
+    def from_sketch(value: dict[str, Any] | None) -> tuple[Any, ...]:
+        composite = None if value is None else value.get("composite")
+        if composite is None:
+            raise CopyscopeError("draw a digit on the canvas first.")
+        return answer(composite)
+
+    @shown
+    def from_upload(path: str | None) -> tuple[Any, ...]:
+        if path is None:
+            raise CopyscopeError("upload a PNG or JPEG image.")
+        return answer(read_upload(path))
+
+    search.click(from_sketch, sketch, outputs, api_name="query_drawing")
+    upload.upload(from_upload, upload, outputs, api_name="query_upload")
+
+
+def _enlarge(image: np.ndarray, factor: int = 6) -> np.ndarray:
+    """Integer upscaling (each pixel a factor x factor block), so a 28x28 query is visible."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _live_tab(state: AppState) -> None:
+    found = live.sources(state)
+    if not found:
+        gr.Markdown("None of the loaded runs holds samples of a model that is still on disk "
+                    "(runs made by `copyscope train` and `copyscope sample`, then audited).")
+        return
+    first = next(iter(found.values()))
+    gr.Markdown("Generate new images with a loaded run's model; each is searched against every "
+                "training image and judged by that run's criteria and held-out control. With the "
+                "run's own checkpoint, steps and seed, image i is the run's audited sample i.")
+    with gr.Row():
+        run = gr.Dropdown(list(found), value=first.run, label="run")
+        checkpoint = gr.Dropdown(list(first.checkpoints), value=first.checkpoint,
+                                 label="checkpoint", visible=bool(first.checkpoints))
+        steps = gr.Slider(1, 250, value=first.steps or 1, step=1, label="DDIM steps",
+                          visible=first.steps is not None)
+        seed = gr.Number(first.seed, precision=0, label="seed")
+        n = gr.Slider(1, live.MAX_IMAGES, value=4, step=1, label="images")
+        go = gr.Button("Generate", variant="primary", elem_id="generate")
+    text = gr.Markdown(elem_id="live-text")
+    gallery = gr.Gallery(columns=8, height=220, allow_preview=False, format="png",
+                         object_fit="contain", label="new image | nearest training image",
+                         elem_classes="pixelated")
+    table = gr.Dataframe(interactive=False, label="evidence and verdicts, as the audit gives them")
+
+    def choose(name: str) -> tuple[Any, ...]:
+        s = found[name]
+        return (gr.update(choices=list(s.checkpoints), value=s.checkpoint,
+                          visible=bool(s.checkpoints)),
+                gr.update(value=s.steps or 1, visible=s.steps is not None), s.seed)
+
+    @shown
+    def make(name: str, chosen: str | None, steps: float, seed: float | None, n: float
+             ) -> tuple[Any, ...]:
+        s = found[name]
+        v = live.generate(state, s, chosen, int(steps) if s.steps is not None else None,
+                          int(seed or 0), int(n))
+        return v.gallery, v.text, v.table
+
+    run.change(choose, run, [checkpoint, steps, seed], api_name=False)
+    go.click(make, [run, checkpoint, steps, seed, n], [gallery, text, table], api_name="live")

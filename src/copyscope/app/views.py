@@ -1,0 +1,267 @@
+"""The app's views as plain functions: the loaded state and the user's choices in, what to show out.
+
+No Gradio here, so each view can be called from a notebook, unit-tested and timed
+(benchmarks/app.py). Images come back as uint8 arrays (H x W grayscale or H x W x 3) with a caption;
+tables as DataFrames; explanations as Markdown. The pictures and measures of a pair, the galleries'
+choices and the core figures come from :mod:`copyscope.analysis`, the same functions the report
+uses, so the app and the report cannot disagree.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from copyscope.analysis import distance_histogram, item_view, most_regenerated, pair_view
+from copyscope.analysis.figures import runs_figure
+from copyscope.analysis.pairs import MEASURES, PANELS
+from copyscope.analysis.trends import comparison_notes
+from copyscope.app.preprocess import to_training_format
+from copyscope.app.state import AppState, judge
+from copyscope.detect.criteria import CRITERIA
+from copyscope.errors import CopyscopeError
+from copyscope.search import normalised_l2
+from copyscope.similarity import pair_measures
+
+Captioned = tuple[np.ndarray, str]
+ALL = "all"
+SORTABLE = {col: label for col, label, _ in MEASURES}
+GALLERY_LIMIT = 60
+QUERY_K = 8
+QUERY_SAMPLES = 8
+ITEM_COLUMNS = ("n_nearest", "n_copies", "n_heldout_nearest", "near_samples", "near_heldout",
+                "copying_score", "copying_p", "copying_flag")
+HEADLINE = {"run": "run", "family": "family", "train_size": "train size", "epoch": "epoch",
+            "steps": "steps", "criterion": "criterion", "n_samples": "samples",
+            "copies": "copies", "copy_rate": "copy rate", "copy_ci_low": "copy CI low",
+            "copy_ci_high": "copy CI high", "heldout_fpr": "held-out FPR",
+            "fpr_ci_low": "FPR CI low", "fpr_ci_high": "FPR CI high",
+            "p_vs_heldout": "p (samples > held-out)", "C_T": "C_T"}
+
+
+@dataclass
+class Overview:
+    table: pd.DataFrame
+    notes: str
+    figures: list[Captioned]
+
+
+@dataclass
+class Listing:
+    """A gallery and the table of the rows behind it (``keys`` identify each tile)."""
+
+    gallery: list[Captioned]
+    table: pd.DataFrame
+    keys: list[int]
+    text: str
+
+
+@dataclass
+class Pair:
+    panels: list[Captioned]
+    measures: pd.DataFrame
+    text: str
+
+
+@dataclass
+class Item:
+    image: np.ndarray
+    table: pd.DataFrame
+    gallery: list[Captioned]
+    text: str
+
+
+@dataclass
+class Query:
+    image: np.ndarray
+    """The query as searched: the user's image in the training images' format."""
+    neighbours: list[Captioned]
+    table: pd.DataFrame
+    text: str
+    samples: list[Captioned]
+    samples_table: pd.DataFrame
+
+
+def overview(state: AppState) -> Overview:
+    """The headline table of every run and criterion, and the core figures (rendered once)."""
+    table = state.rates[list(HEADLINE)].rename(columns=HEADLINE)
+    table = table.dropna(axis=1, how="all")
+    notes = comparison_notes(list(state.runs.values()))
+    default = next(iter(state.runs.values())).default_criterion
+    figures = [(render(runs_figure(state.rates, default)),
+                f"copy rate and held-out false-positive rate per run ({default})")]
+    figures += [(render(distance_histogram(run)), f"{name}: distance to the nearest training "
+                 "image, samples against held-out real images") for name, run in state.runs.items()]
+    text = "\n".join(f"- {n}" for n in notes) or "All runs share their training and held-out sets."
+    return Overview(table.round(5), text, figures)
+
+
+def copies(state: AppState, run: str, criterion: str = ALL, label: int | None = None,
+           sort_by: str = "nn_l2", descending: bool = False,
+           limit: int = GALLERY_LIMIT) -> Listing:
+    """Samples of ``run``, flagged by ``criterion`` (or all), landing in class ``label`` (or any),
+    sorted by a measure; the first ``limit`` as a gallery. Generated samples have no label, so the
+    class is that of the nearest training image, as in :func:`copyscope.analysis.items.by_class`.
+    """
+    data = state.run(run)
+    rows = data.samples
+    if criterion != ALL:
+        rows = rows[rows[f"copy_{data.criterion(criterion)}"]]
+    if label is not None:
+        rows = rows[rows["nn_label"] == label]
+    if sort_by not in rows.columns or sort_by not in SORTABLE:
+        raise CopyscopeError(f"cannot sort by {sort_by!r}; choose one of "
+                             f"{', '.join(c for c in SORTABLE if c in rows.columns)}.")
+    rows = rows.sort_values([sort_by, "sample"], ascending=[not descending, True], kind="stable")
+    shown = rows.head(limit)
+    images = data.images("samples").images
+    gallery = [(plain(images[i]), f"#{i} · {v:.4g}")
+               for i, v in zip(shown["sample"], shown[sort_by], strict=True)]
+    text = (f"{len(rows):,} of {len(data.samples):,} samples"
+            + ("" if criterion == ALL else f" flagged by {criterion}")
+            + ("" if label is None else f" whose nearest training image is a {label}")
+            + f"; showing {len(shown)} by {SORTABLE[sort_by]}"
+            + (" (largest first)." if descending else " (smallest first).")
+            + " Click one for the pair view.")
+    return Listing(gallery, _columns(shown, ["sample", "nn_train", "nn_label", sort_by, "nn_l2",
+                                             "heldout_p", "is_copy"]),
+                   shown["sample"].tolist(), text)
+
+
+def pair(state: AppState, run: str, sample: int) -> Pair:
+    """Sample | nearest training item | |difference| | nearest held-out item, with every measure."""
+    data = state.run(run)
+    if not 0 <= sample < len(data.samples):
+        raise CopyscopeError(f"{run} has samples 0 to {len(data.samples) - 1}, not {sample}.")
+    view = pair_view(data, sample)
+    panels = [(plain(view.panels[p]), view.captions[p]) for p in PANELS]
+    measures = pd.DataFrame(view.lines(), columns=["measure", "value"])
+    flagged = view.flagged_by()
+    label = data.items["label"].iloc[view.train_item] if "label" in data.items else None
+    text = (f"**Sample #{sample}** of {run}: nearest training item **#{view.train_item}**"
+            + ("" if label is None else f" (label **{label}**)")
+            + f", nearest held-out item #{view.heldout_item}. "
+            + _verdict(flagged, data.default_criterion))
+    return Pair(panels, measures, text)
+
+
+def regenerated(state: AppState, run: str, criterion: str | None = None,
+                limit: int = 24) -> Listing:
+    """The training items of ``run`` most often regenerated: most copies, then most samples."""
+    data = state.run(run)
+    name = data.criterion(criterion)
+    rows = most_regenerated(data, limit, name)
+    gallery = [(plain(state.train.images[i]), f"#{i} · {c} copies, {n} nearest")
+               for i, c, n in zip(rows["item"], rows[f"n_copies_{name}"], rows["n_nearest"],
+                                  strict=True)]
+    text = (f"Training items of {run} by copies ({name}), then by samples nearest; "
+            f"{int((data.items['n_nearest'] > 0).sum()):,} items have at least one sample nearest.")
+    return Listing(gallery, _columns(rows, ["item", "label", f"n_copies_{name}", "n_nearest",
+                                            "n_heldout_nearest", "copying_score", "copying_p",
+                                            "copying_flag"]),
+                   rows["item"].tolist(), text)
+
+
+def training_item(state: AppState, item: int) -> Item:
+    """Training item ``item``: its statistics in each run and every sample landing on it."""
+    n = len(state.train)
+    if not 0 <= item < n:
+        raise CopyscopeError(f"training items are numbered 0 to {n - 1:,}; {item} is not one.")
+    rows, gallery = [], []
+    for name, data in state.runs.items():
+        view = item_view(data, item, per_item=len(data.samples))
+        rows.append({"run": name, **{k: view.row[k] for k in ITEM_COLUMNS}})
+        gallery += [(plain(im), f"{name} #{s} · L2 {d:.3f}{' · COPY' if f else ''}")
+                    for im, s, d, f in zip(view.sample_images, view.samples["sample"],
+                                           view.samples["nn_l2"], view.samples["is_copy"],
+                                           strict=True)]
+    first = state.runs[state.first].items.iloc[item]
+    label = f" (label **{int(first['label'])}**)" if "label" in first.index else ""
+    text = (f"**Training item #{item}**{label}: {len(gallery):,} samples across the loaded runs "
+            f"have it as their nearest training image. Its nearest other training image is "
+            f"#{int(first['nn_other'])} at L2 {first['nn_other_l2']:.4f}. `copying_score` is "
+            "generated mass near the item over a conservative bound on held-out mass there; "
+            "`copying_flag` marks a significant excess (binomial test, Bonferroni over all items).")
+    return Item(plain(state.train.images[item]), pd.DataFrame(rows).round(5), gallery, text)
+
+
+def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
+          n_samples: int = QUERY_SAMPLES) -> Query:
+    """The k nearest of all training items to a user's image, and how unusual that closeness is.
+
+    The image is put in the training images' format (:mod:`copyscope.app.preprocess`), searched
+    exactly against every training image and judged as a sample of the first loaded run
+    (:func:`copyscope.app.state.judge`): its ``heldout_p`` says what share of that run's unseen
+    real images come at least as close to the training set. The generated samples of all loaded
+    runs nearest to the query are listed too.
+    """
+    q = to_training_format(image, state.train.image_shape)
+    run = state.first
+    evidence, nb = judge(state, q[None], run)
+    row = evidence.iloc[0]
+    k = min(k, nb.index.shape[1])
+    idx, d2 = nb.index[0, :k], nb.d2[0, :k]
+    measures = pair_measures(np.repeat(q[None], k, 0), state.train.images[idx], d2)
+    landed = sum(r.items["n_nearest"].to_numpy()[idx] for r in state.runs.values())
+    copied = sum(r.items["n_copies"].to_numpy()[idx] for r in state.runs.values())
+    labels = state.train.labels[idx] if state.train.labels is not None else np.full(k, -1)
+    table = pd.DataFrame({"rank": np.arange(1, k + 1), "item": idx, "label": labels,
+                          **{m: measures[m] for m in ("rmse", "psnr", "ssim", "ms_ssim", "uiq")},
+                          "samples nearest (all runs)": landed, "copies (all runs)": copied})
+    neighbours = [(plain(state.train.images[i]), f"#{i} · L2 {v:.4f}")
+                  for i, v in zip(idx, measures["rmse"], strict=True)]
+
+    m = min(n_samples, len(state.sample_owner))
+    near = state.samples_searcher.search(q.reshape(1, -1), m, show=False)
+    owners = state.sample_owner.iloc[near.index[0]].reset_index(drop=True)
+    owners["L2 to query"] = normalised_l2(near.d2[0], state.train.dim)
+    owners["is_copy"] = [bool(state.runs[r].samples["is_copy"].iat[s])
+                         for r, s in zip(owners["run"], owners["sample"], strict=True)]
+    owners["nn_train"] = [int(state.runs[r].samples["nn_train"].iat[s])
+                          for r, s in zip(owners["run"], owners["sample"], strict=True)]
+    samples = [(plain(state.runs[r].images("samples").images[s]), f"{r} #{s} · L2 {v:.3f}")
+               for r, s, v in zip(owners["run"], owners["sample"], owners["L2 to query"],
+                                  strict=True)]
+    ref = state.references[run]
+    closer = 1.0 - float(row["heldout_p"])
+    flagged = [c for c in CRITERIA if row[f"copy_{c}"]]
+    exact = "**This exact image is in the training set.** " if d2[0] == 0 else ""
+    text = (f"{exact}Nearest training image: **#{idx[0]}**"
+            + (f" (label {labels[0]})" if labels[0] >= 0 else "")
+            + f" at normalised L2 **{row['nn_l2']:.4f}**. That is closer than "
+            f"**{100 * closer:.1f}%** of the {len(ref.null_d2):,} unseen real images of "
+            f"{run}'s held-out control ({ref.heldout.source}); heldout_p = "
+            f"{row['heldout_p']:.4f}. As a generated sample of {run}: "
+            + _verdict(flagged, ref.config.default))
+    return Query(q[..., 0] if q.shape[2] == 1 else q, neighbours, table.round(5), text, samples,
+                 owners.round(5))
+
+
+def render(fig: Figure, dpi: int = 90) -> np.ndarray:
+    """A matplotlib figure as an RGB uint8 array (rendered once, shown many times)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _verdict(flagged: list[str], default: str) -> str:
+    if not flagged:
+        return "No criterion flags it as a copy."
+    head = (f"**Copy** by the default criterion ({default})" if default in flagged
+            else f"Not a copy by the default criterion ({default})")
+    return f"{head}; flagged by {', '.join(flagged)}."
+
+
+def plain(image: np.ndarray) -> np.ndarray:
+    """H x W x 1 as H x W (how image widgets expect grayscale); colour unchanged."""
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+
+
+def _columns(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    keep = [c for c in dict.fromkeys(columns) if c in table.columns]
+    return table[keep].round(5).reset_index(drop=True)

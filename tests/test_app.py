@@ -1,0 +1,269 @@
+"""The web app: views give the audit's own evidence, queries search all 60,000 training images, and
+a real browser can load the app, draw, upload and get answers without leaving 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from copyscope.app import live, views
+from copyscope.app.preprocess import read_upload, to_training_format
+from copyscope.app.state import find_runs, judge, load_state
+from copyscope.audit import audit
+from copyscope.detect.criteria import CRITERIA
+from copyscope.errors import CopyscopeError
+from copyscope.models.sample import sample
+from copyscope.models.train import TrainConfig, train
+
+SOURCES = np.array([11, 2024, 31337, 45000, 59999])  # training items planted as exact copies
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def runs(train60k, test10k, tmp_path_factory):
+    """Two audits against all 60,000 training images (held-out mnist:test[:5000], as in
+    test_audit, so the session shares the dataset caches): one with planted exact copies."""
+    root = tmp_path_factory.mktemp("app-runs")
+    planted = root / "planted.npy"
+    np.save(planted, np.concatenate([train60k[SOURCES], train60k[SOURCES[:1]],
+                                     test10k[5000:5120]]))
+    audit(planted, "mnist:train", "mnist:test[:5000]", out=root / "planted", show=False)
+    audit("mnist:test[6000:6080]", "mnist:train", "mnist:test[:5000]", out=root / "real",
+          show=False)
+    model = train(TrainConfig("diffusion", "mnist:train", size=32, epochs=2, batch_size=16),
+                  root / "diffusion", show=False)
+    sample(model, 12, steps=3, seed=5, show=False)
+    audit(model, "mnist:train", "mnist:test[:5000]", out=model, show=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def state(runs):
+    return load_state([runs / "planted", runs / "real", runs / "diffusion"])
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_judge_gives_new_images_the_rows_the_audit_wrote(state):
+    run = state.runs["planted"]
+    table, nb = judge(state, run.images("samples").images, "planted")
+    pd.testing.assert_frame_equal(table, run.samples, check_exact=True)
+    assert (nb.index[: len(SOURCES), 0] == SOURCES).all()
+
+
+def test_a_training_image_uploaded_as_png_finds_itself_among_all_60000(state, train60k,
+                                                                        tmp_path):
+    item = 31337
+    path = tmp_path / "mine.png"
+    path.write_bytes(png_bytes(255 - train60k[item, ..., 0]))  # dark ink on white paper
+    q = views.query(state, read_upload(path))
+    assert (q.image == train60k[item, ..., 0]).all()
+    assert q.table["item"].iloc[0] == item and q.table["rmse"].iloc[0] == 0
+    assert len(q.neighbours) == views.QUERY_K and (np.diff(q.table["rmse"]) >= 0).all()
+    assert "This exact image is in the training set" in q.text
+    assert "closer than **100.0%**" in q.text and "**Copy** by the default criterion" in q.text
+    # it was planted in the "planted" run: that sample is the nearest generated one
+    first = q.samples_table.iloc[0]
+    assert (first["run"], first["sample"], first["L2 to query"]) == ("planted", 2, 0.0)
+    assert q.table["samples nearest (all runs)"].iloc[0] == 1
+
+
+def test_a_drawing_is_put_in_mnist_format(test10k):
+    digit = test10k[3, ..., 0]
+    paper = Image.fromarray(255 - digit).resize((300, 240), Image.Resampling.BICUBIC)
+    drawing = np.dstack([np.asarray(paper.convert("RGB")), np.full((240, 300), 255, np.uint8)])
+    out = to_training_format(drawing, (28, 28, 1))[..., 0]
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out.max() == 255 and out[0].max() == 0 and out[:, 0].max() == 0  # white on black
+    rows, cols = np.nonzero(out > 25)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 in (20, 21)
+    centre = (np.arange(28) @ out.sum(1) / out.sum(), np.arange(28) @ out.sum(0) / out.sum())
+    assert np.abs(np.array(centre) - 13.5).max() <= 1.0
+    transparent = np.zeros((50, 50, 4), np.uint8)  # an untouched sketchpad
+    with pytest.raises(CopyscopeError, match="blank"):
+        to_training_format(transparent, (28, 28, 1))
+
+
+def test_only_png_and_jpeg_uploads_are_read(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(CopyscopeError, match=r"notes\.png is not a readable PNG/JPEG image"):
+        read_upload(text)
+    gif = tmp_path / "anim.png"
+    Image.new("L", (8, 8)).save(gif, format="GIF")
+    with pytest.raises(CopyscopeError, match="GIF image; only PNG and JPEG"):
+        read_upload(gif)
+
+
+def test_copies_filter_by_run_criterion_and_class_and_sort_by_any_measure(state):
+    planted = state.runs["planted"].samples
+    v = views.copies(state, "planted", "l2")
+    assert sorted(v.keys) == sorted(planted.index[planted["copy_l2"]].tolist())
+    assert set(v.keys) >= set(range(len(SOURCES) + 1))
+    v = views.copies(state, "real", views.ALL, label=7, sort_by="ssim", descending=True)
+    rows = state.runs["real"].samples.set_index("sample").loc[v.keys]
+    assert (rows["nn_label"] == 7).all() and len(rows) == (state.runs["real"].samples[
+        "nn_label"] == 7).sum()
+    assert (np.diff(rows["ssim"].to_numpy()) <= 0).all() and len(v.gallery) == len(rows)
+    with pytest.raises(CopyscopeError, match="cannot sort by"):
+        views.copies(state, "real", sort_by="label")
+    with pytest.raises(CopyscopeError, match="no loaded run"):
+        views.copies(state, "elsewhere")
+
+
+def test_pair_and_item_views_show_a_copy_beside_its_source(state, train60k):
+    p = views.pair(state, "planted", 1)
+    images = [im for im, _ in p.panels]
+    assert (images[0] == images[1]).all() and (images[1] == train60k[SOURCES[1], ..., 0]).all()
+    assert images[2].max() == 0  # the difference map of an exact copy
+    assert f"**#{SOURCES[1]}**" in p.text and "**Copy**" in p.text
+    assert {"SSIM", "MS-SSIM", "PSNR (dB)", "UIQ"} <= set(p.measures["measure"])
+    top = views.regenerated(state, "planted")
+    assert top.keys[0] == SOURCES[0]  # planted twice
+    item = views.training_item(state, int(SOURCES[0]))
+    assert len(item.gallery) == 2 and all("planted" in c for _, c in item.gallery)
+    assert item.table.set_index("run").loc["planted", "n_nearest"] == 2
+    with pytest.raises(CopyscopeError, match="0 to 59,999"):
+        views.training_item(state, 60000)
+
+
+def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state):
+    ov = views.overview(state)
+    assert len(ov.table) == len(state.runs) * len(CRITERIA)
+    assert {"copy rate", "held-out FPR", "FPR CI high"} <= set(ov.table.columns)
+    assert len(ov.figures) == 1 + len(state.runs)
+    assert all(im.ndim == 3 and im.std() > 10 for im, _ in ov.figures)
+
+
+def test_runs_of_another_training_set_or_unfinished_are_refused(runs, tmp_path, run_cli):
+    other = tmp_path / "other"
+    audit("mnist:test[6000:6030]", "mnist:train[:500]", "mnist:test[:100]", out=other,
+          show=False)
+    with pytest.raises(CopyscopeError, match="different training set"):
+        load_state([runs / "real", other])
+    assert find_runs(runs) == [runs / "diffusion", runs / "planted", runs / "real"]
+    code, out = run_cli("app", str(tmp_path / "missing"))
+    assert code == 2 and "missing is not a folder" in out and "Traceback" not in out
+    code, out = run_cli("app", "--port", "1", "--host", "192.0.2.1", str(runs / "real"))
+    assert code == 2 and "cannot listen on 192.0.2.1:1" in out
+
+
+def test_live_images_with_the_runs_seed_are_its_audited_samples_and_get_its_verdicts(state):
+    source = live.sources(state)["diffusion"]
+    assert (source.checkpoints, source.checkpoint, source.steps, source.seed) == (
+        ("epoch-0001", "epoch-0002"), "epoch-0002", 3, 5)
+    assert set(live.sources(state)) == {"diffusion"}  # the others hold no model's samples
+    made = live.generate(state, source, seed=source.seed, n=4)
+    audited = state.runs["diffusion"].samples.head(4)
+    pd.testing.assert_frame_equal(made.table, audited[made.table.columns].round(5))
+    assert len(made.gallery) == 4 and made.gallery[0][0].shape == (28, 58)
+    assert "ms per image" in made.text and made.seconds_per_image > 0
+    earlier = live.generate(state, source, "epoch-0001", seed=source.seed, n=4)
+    assert not earlier.table["nn_l2"].equals(made.table["nn_l2"])
+    with pytest.raises(CopyscopeError, match="between 1 and 16"):
+        live.generate(state, source, n=17)
+    with pytest.raises(CopyscopeError, match="no checkpoint 'epoch-9'"):
+        live.generate(state, source, "epoch-9")
+
+
+# ----------------------------------------------------------------------- the real browser
+
+
+@pytest.fixture(scope="module")
+def served(state):
+    """The app on a free 127.0.0.1 port, in this process, with every outgoing connection the
+    server makes recorded (Python's socket.connect audit event)."""
+    from copyscope.app import ui
+
+    connects: list[object] = []
+    sys.addaudithook(lambda event, args: connects.append(args[1])
+                     if event == "socket.connect" else None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = ui.launch(state, "127.0.0.1", port, block=False)
+    yield f"http://127.0.0.1:{port}", connects
+    app.close()
+
+
+def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, connects = served
+    assert Path(CHROMIUM).exists(), "apt-get install chromium (make test does this)"
+    item = 2024
+    upload = tmp_path / "digit.png"
+    upload.write_bytes(png_bytes(255 - train60k[item, ..., 0]))
+    fake = tmp_path / "fake.png"
+    fake.write_text("this is text")
+    requests, problems = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(url)
+        page.get_by_role("tab", name="Overview").wait_for()
+        assert page.get_by_text("held-out FPR").first.is_visible()
+
+        page.get_by_role("tab", name="Copies").click()
+        page.locator("#copies button.thumbnail-item").first.click()
+        page.get_by_text("nearest training item").first.wait_for()
+
+        page.get_by_role("tab", name="Query").click()
+        page.locator("#upload input[type=file]").set_input_files(str(upload))
+        verdict = page.locator("#verdict")
+        verdict.get_by_text(f"#{item}").wait_for(timeout=30_000)
+        assert "closer than 100.0%" in verdict.inner_text()
+
+        page.locator("#sketch button[aria-label=Brush]").click()
+        box = page.locator("#sketch canvas").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y - 70)
+        page.mouse.down()
+        for i in range(15):
+            page.mouse.move(x + i, y - 70 + 10 * i, steps=2)
+        page.mouse.up()
+        page.locator("#search").click()
+        verdict.get_by_text(f"#{item}").wait_for(state="detached", timeout=30_000)
+        assert "Nearest training image" in verdict.inner_text()
+        shot = page.screenshot(path=tmp_path / "query.png", full_page=True)
+
+        page.locator("#upload button[aria-label=Clear]").click()
+        page.locator("#upload input[type=file]").set_input_files(str(fake))
+        page.get_by_text("fake.png is not a readable PNG/JPEG image").first.wait_for()
+        browser.close()
+
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
+    assert pixels.std() > 20 and len(np.unique(pixels)) > 50
+    assert not problems, problems
+    hosts = {urlparse(u).hostname for u in requests if not u.startswith(("data:", "blob:"))}
+    assert hosts == {"127.0.0.1"}, hosts
+    remote = [a for a in connects if isinstance(a, tuple)
+              and a[0] not in ("127.0.0.1", "::1", "localhost")]
+    assert not remote, remote
+
+
+def test_no_file_outside_the_rendered_images_is_served(served, runs):
+    url, _ = served
+    for path in ("/etc/passwd", str(runs / "planted" / "run.json"), str(Path.home())):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{url}/gradio_api/file={path}", timeout=10)
+        assert e.value.code in (403, 404)
