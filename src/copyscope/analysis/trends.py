@@ -1,4 +1,4 @@
-"""Across runs: copy rate per criterion against model family, training-set size and training time.
+"""Across runs: copy rate per criterion against model family, training-set size, epoch, sampler.
 
 :func:`rates` gives one row per criterion of one run: the run's place in a comparison (from
 :func:`copyscope.run.run_info`: family, train_size, dropout, checkpoint, epoch, steps, seed), the
@@ -20,10 +20,12 @@ from copyscope.analysis.rundata import RunData
 
 FACTS = ("family", "train_size", "dropout", "checkpoint", "epoch", "steps", "seed")
 ORDER = ["family", "train_size", "dropout", "epoch", "steps", "run"]
-# what stays fixed along one line of a trend: the runs of one model setting, varying only x
-SERIES = {"train_size": ("family", "dropout"),
-          "epoch": ("family", "train_size", "dropout"),
-          "steps": ("family", "train_size", "dropout")}
+# what stays fixed along one line of a trend: the runs of one model setting, varying only x.
+# ``steps`` is the sampler's step count (DDIM steps of a diffusion model), as the sample stage
+# records it; ``epoch`` is the training epoch of the checkpoint.
+SERIES = {"train_size": ("family", "dropout", "steps"),
+          "epoch": ("family", "train_size", "dropout", "steps"),
+          "steps": ("family", "train_size", "dropout", "epoch")}
 
 
 def rates(run: RunData) -> pd.DataFrame:
@@ -72,20 +74,25 @@ def series(table: pd.DataFrame, x: str, criterion: str) -> dict[str, pd.DataFram
 
     Each line holds the runs of :func:`compare`'s ``table`` that agree on every other fact in
     :data:`SERIES` (e.g. one family and dropout across training-set sizes), sorted by ``x``,
-    labelled by those facts. Against ``train_size`` each size contributes its last checkpoint
-    (largest epoch, then steps), so the line compares final models. Runs that do not record
-    ``x`` are left out.
+    labelled by those facts (facts a run does not record are left out of the label). Against
+    ``train_size`` each size contributes its last checkpoint (largest epoch), so the line
+    compares final models. Runs that do not record ``x`` are left out.
     """
     by = list(SERIES[x])
     rows = table[(table["criterion"] == criterion) & table[x].notna()]
-    keys = rows[by].astype(object).where(rows[by].notna(), "?")
+    keys = rows[by].astype(object).where(rows[by].notna(), None)
     lines = {}
-    for values, group in rows.groupby([keys[c] for c in by], sort=True):
-        label = ", ".join(f"{c} {v}" if c != "family" else str(v)
-                          for c, v in zip(by, values, strict=True))
-        group = group.sort_values([x, "epoch", "steps"], kind="stable", na_position="first")
+    for values, group in rows.groupby([keys[c] for c in by], sort=True, dropna=False):
+        label = ", ".join(str(v) if c == "family" else f"{c} {_number(c, v)}"
+                          for c, v in zip(by, values, strict=True) if not pd.isna(v))
+        group = group.sort_values([x, "epoch"], kind="stable", na_position="first")
         lines[label] = group.groupby(x).tail(1) if x == "train_size" else group
     return lines
+
+
+def _number(fact: str, value: object) -> object:
+    """Counts read back as floats (beside missing values) are shown as the integers they are."""
+    return int(value) if fact in ("train_size", "epoch", "steps") else value
 
 
 def comparison_notes(runs: Sequence[RunData]) -> list[str]:

@@ -33,7 +33,8 @@ from copyscope.report.embed import png_uri, svg_uri
 from copyscope.run import MANIFEST, RunDir
 
 FACT_LABELS = {"family": "model family", "train_size": "training images", "dropout": "dropout",
-               "checkpoint": "checkpoint", "epoch": "epoch", "steps": "steps", "seed": "seed"}
+               "checkpoint": "checkpoint", "epoch": "epoch", "steps": "sampling steps",
+               "seed": "sampling seed"}
 
 
 def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
@@ -208,10 +209,8 @@ def comparison_section(runs: Sequence[RunData]) -> dict[str, Any]:
     chosen = table[table["criterion"] == criterion]
     figs = {"runs": svg_uri(figures.runs_figure(table, criterion))}
     for x, label, log in (("train_size", "training images", True), ("epoch", "epoch", False),
-                          ("steps", "training steps", False)):
+                          ("steps", "sampling steps", False)):
         lines = trends.series(table, x, criterion)
-        if x == "steps" and "epoch" in figs:
-            continue  # steps only where epochs are not recorded: the same trend twice otherwise
         if any(line[x].nunique() > 1 for line in lines.values()):
             figs[x] = svg_uri(figures.trend_figure(lines, x, criterion, label, log))
     criteria = list(dict.fromkeys(table["criterion"]))
