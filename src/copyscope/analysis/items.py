@@ -8,7 +8,7 @@ that unseen data shows too is not mistaken for memorisation.
 - :func:`count_distribution`: how many training items have exactly c samples nearest (the tail).
 - :func:`by_class`: per class of the nearest training item.
 - :func:`outlierness`: per decile of the item's mean distance to its k nearest other training
-  items. Carlini et al. (2023), *Extracting Training Data from Diffusion Models*, Sec. 4 and 7,
+  items. Carlini et al. (2023), *Extracting Training Data from Diffusion Models*,
   report that outliers are memorised more.
 - :func:`duplication`: per bin of the item's distance to its nearest other training item;
   the first bin holds the near-duplicates (closer than the held-out criterion's threshold).
