@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import resource
+import sys
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -63,3 +65,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, else the resident set size."""
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)

@@ -5,8 +5,8 @@ the noise added at a random timestep of a fixed schedule. By default it predicts
 v = sqrt(a) eps - sqrt(1 - a) x0 (Salimans & Ho 2022), which on a CPU budget of a few hundred
 steps learns far faster than the original epsilon target (still available, as is x0).
 Sampling is either full ancestral DDPM over all T timesteps, or DDIM (Song, Meng & Ermon 2021,
-*Denoising Diffusion Implicit Models*, eta = 0) over a configurable number of steps. :func:`denoise` is also used for diffusers
-pipelines that users bring (see :mod:`copyscope.models.pipeline`).
+*Denoising Diffusion Implicit Models*, eta = 0) over a configurable number of steps.
+:func:`denoise` also samples the diffusers pipelines users bring (:mod:`.pipeline`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import torch
 
 from copyscope.data.spec import SAMPLES_DIR
 from copyscope.errors import CopyscopeError
-from copyscope.models.base import default_device
+from copyscope.models.base import default_device, peak_memory_mb
 from copyscope.models.pipeline import is_pipeline, load_pipeline, pipeline_hash
 from copyscope.models.train import derived_seed, load_model
 from copyscope.progress import bar
@@ -108,6 +108,7 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
         "versions": versions(), "command": command_line(), "started": started,
         "finished": now(), "timings_s": {"sample": round(seconds, 3)},
         "samples_per_s": round(n / seconds, 2) if seconds > 0 else None,
+        "peak_memory_mb": peak_memory_mb(device),
     })
     return run.path
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import resource
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from copyscope.data import ImageSet, load
 from copyscope.errors import CopyscopeError
 from copyscope.models import family_class
-from copyscope.models.base import default_device, make_config
+from copyscope.models.base import default_device, make_config, peak_memory_mb
 from copyscope.progress import bar
 from copyscope.run import (
     RunDir,
@@ -244,7 +242,7 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
         "finished": now(), "epoch_seconds": [round(t, 3) for t in times],
         "timings_s": {"train": round(sum(times), 3),
                       "per_epoch": round(float(np.mean(times)), 3) if times else None},
-        "peak_memory_mb": _peak_memory_mb(device),
+        "peak_memory_mb": peak_memory_mb(device),
     })
     return run.path
 
@@ -298,10 +296,3 @@ def _remove_stale(run: Path) -> None:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-
-
-def _peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
