@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,8 @@ from copyscope.progress import progress
 
 MANIFEST = "run.json"
 PARTIAL = ".partial"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -40,6 +43,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual mode
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -192,7 +196,8 @@ def run_info(path: Path) -> dict[str, Any]:
 
 
 def command_line() -> str:
-    return " ".join(Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv))
+    """The command that is running, shell-quoted so it can be pasted back into a shell."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def chunked(

@@ -85,7 +85,7 @@ class RunData:
         """The audited ``samples``, ``train`` or ``heldout`` images, verified by content hash."""
         if role not in self._images:
             entry = self.audit["inputs"][role]
-            spec = entry["spec"]
+            spec = entry.get("resolved", entry["spec"])
             try:
                 images = load(spec)
             except CopyscopeError as e:

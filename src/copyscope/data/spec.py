@@ -49,6 +49,10 @@ def load(spec: str | Path | ImageSet) -> ImageSet:
         images = images.select(cut, source=text)
         if len(images) == 0:
             raise CopyscopeError(f"{text} selects no images (the slice is empty).")
+    name, _, split = base.partition(":")
+    if not (name in DATASETS and split):
+        # a file or folder: remember where it is, so a run reloads it from any directory
+        images.meta["resolved"] = str(Path(base).resolve()) + text[len(base):]
     return images
 
 
