@@ -14,9 +14,10 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from copyscope.app import live, views
+from copyscope.app import live, ui, views
 from copyscope.app.preprocess import read_upload, to_training_format
 from copyscope.app.state import find_runs, judge, load_state
 from copyscope.audit import audit
@@ -51,7 +52,10 @@ def runs(train60k, test10k, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def state(runs):
-    return load_state([runs / "planted", runs / "real", runs / "diffusion"])
+    """The app's state, with the app's one torch thread; the suite's own count comes back after."""
+    threads = torch.get_num_threads()
+    yield load_state([runs / "planted", runs / "real", runs / "diffusion"])
+    torch.set_num_threads(threads)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -77,7 +81,8 @@ def test_a_training_image_uploaded_as_png_finds_itself_among_all_60000(state, tr
     assert q.table["item"].iloc[0] == item and q.table["rmse"].iloc[0] == 0
     assert len(q.neighbours) == views.QUERY_K and (np.diff(q.table["rmse"]) >= 0).all()
     assert "This exact image is in the training set" in q.text
-    assert "closer than **100.0%**" in q.text and "**Copy** by the default criterion" in q.text
+    assert "closer than **100.0%**" in q.text
+    assert "Verdict: **copy** by the default criterion" in q.text
     # it was planted in the "planted" run: that sample is the nearest generated one
     first = q.samples_table.iloc[0]
     assert (first["run"], first["sample"], first["L2 to query"]) == ("planted", 2, 0.0)
@@ -132,7 +137,7 @@ def test_pair_and_item_views_show_a_copy_beside_its_source(state, train60k):
     images = [im for im, _ in p.panels]
     assert (images[0] == images[1]).all() and (images[1] == train60k[SOURCES[1], ..., 0]).all()
     assert images[2].max() == 0  # the difference map of an exact copy
-    assert f"**#{SOURCES[1]}**" in p.text and "**Copy**" in p.text
+    assert f"**#{SOURCES[1]}**" in p.text and "Verdict: **copy**" in p.text
     assert {"SSIM", "MS-SSIM", "PSNR (dB)", "UIQ"} <= set(p.measures["measure"])
     top = views.regenerated(state, "planted")
     assert top.keys[0] == SOURCES[0]  # planted twice
@@ -151,7 +156,8 @@ def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state
     assert all(im.ndim == 3 and im.std() > 10 for im, _ in ov.figures)
 
 
-def test_runs_of_another_training_set_or_unfinished_are_refused(runs, tmp_path, run_cli):
+def test_runs_of_another_training_set_or_missing_are_refused(runs, tmp_path, run_cli,
+                                                             monkeypatch):
     other = tmp_path / "other"
     audit("mnist:test[6000:6030]", "mnist:train[:500]", "mnist:test[:100]", out=other,
           show=False)
@@ -160,8 +166,11 @@ def test_runs_of_another_training_set_or_unfinished_are_refused(runs, tmp_path, 
     assert find_runs(runs) == [runs / "diffusion", runs / "planted", runs / "real"]
     code, out = run_cli("app", str(tmp_path / "missing"))
     assert code == 2 and "missing is not a folder" in out and "Traceback" not in out
-    code, out = run_cli("app", "--port", "1", "--host", "192.0.2.1", str(runs / "real"))
-    assert code == 2 and "cannot listen on 192.0.2.1:1" in out
+    monkeypatch.chdir(tmp_path)  # no runs/ here: `copyscope app` without runs has none to open
+    code, out = run_cli("app")
+    assert code == 2 and "runs holds no finished audit" in out
+    with pytest.raises(CopyscopeError, match=r"cannot listen on 192\.0\.2\.1:1 "):
+        ui.check_port("192.0.2.1", 1)
 
 
 def test_live_images_with_the_runs_seed_are_its_audited_samples_and_get_its_verdicts(state):
@@ -189,8 +198,6 @@ def test_live_images_with_the_runs_seed_are_its_audited_samples_and_get_its_verd
 def served(state):
     """The app on a free 127.0.0.1 port, in this process, with every outgoing connection the
     server makes recorded (Python's socket.connect audit event)."""
-    from copyscope.app import ui
-
     connects: list[object] = []
     sys.addaudithook(lambda event, args: connects.append(args[1])
                      if event == "socket.connect" else None)
@@ -202,6 +209,7 @@ def served(state):
     app.close()
 
 
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # Gradio's queue statistics
 def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -7,12 +7,15 @@ criteria and held-out control give the verdict (:func:`copyscope.app.state.judge
 
 Sampling goes through the sampling stage's own model source (:mod:`copyscope.models.sample`),
 with the generator ``copyscope sample --seed S`` gives its first shard, so for diffusion (DDIM)
-and the GAN the i-th live image with the run's checkpoint, steps and seed is the run's audited
-sample i, and gets the same verdict (tested).
+the i-th live image with the run's checkpoint, steps and seed is the run's audited sample i and
+gets the same verdict (tested). The GAN draws its latents the same way; the PixelCNN's
+pixel-by-pixel draws depend on how many images are drawn together, so it does not repeat them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +29,6 @@ from copyscope.app.state import AppState, judge
 from copyscope.app.views import Captioned, plain
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import default_device
-from copyscope.models.diffusion import DEFAULT_STEPS
 from copyscope.models.pipeline import is_pipeline
 from copyscope.models.sample import SAMPLE, Sampler, _open
 from copyscope.models.train import checkpoints, derived_seed
@@ -70,12 +72,29 @@ def sources(state: AppState) -> dict[str, Source]:
             continue
         names = tuple(p.stem for p in checkpoints(model))
         steps = stage.get("steps") if stage.get("sampler") == "ddim" else None
+        if steps is None and family in DIFFUSION:  # sampled ancestrally: offer DDIM's default
+            from copyscope.models.diffusion import DEFAULT_STEPS  # imports diffusers
+
+            steps = DEFAULT_STEPS
         found[name] = Source(
             run=name, model=model, family=family, checkpoints=names,
             checkpoint=Path(stage["checkpoint"]).stem if names else None,
-            steps=steps or (DEFAULT_STEPS if family in DIFFUSION else None),
-            seed=int(stage.get("seed", 0)))
+            steps=steps, seed=int(stage.get("seed", 0)))
     return found
+
+
+def preload(found: dict[str, Source]) -> threading.Thread:
+    """Load each source's model (and diffusers) in the background, so the first click on
+    Generate does not wait for it; errors surface on that click instead."""
+
+    def load() -> None:
+        for s in found.values():
+            with contextlib.suppress(CopyscopeError):
+                _sampler(s.model, s.checkpoint, s.steps)
+
+    thread = threading.Thread(target=load, name="copyscope-live-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def generate(state: AppState, source: Source, checkpoint: str | None = None,

@@ -58,11 +58,12 @@ def to_training_format(image: np.ndarray, shape: tuple[int, int, int]) -> np.nda
 
 
 def _flatten_alpha(image: np.ndarray) -> np.ndarray:
-    """RGBA / LA onto white paper; anything else unchanged."""
+    """RGBA / LA onto white paper (Pillow's alpha compositing); anything else unchanged."""
     if image.ndim == 3 and image.shape[2] in (2, 4):
-        alpha = image[..., -1:].astype(np.float64) / 255.0
-        colour = image[..., :-1].astype(np.float64)
-        image = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        mode = "LA" if image.shape[2] == 2 else "RGBA"
+        layer = Image.fromarray(image, mode).convert("RGBA")
+        paper = Image.new("RGBA", layer.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(paper, layer).convert("RGB"))
     return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 

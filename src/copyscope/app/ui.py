@@ -9,17 +9,25 @@ views render (no ``allowed_paths``), and nothing a user sends is unpickled.
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
+import io
 import os
 import socket
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Gradio also keeps local per-event statistics (for its API page; nothing leaves the machine) and
+# recomputes their summary over up to 10,000 past events after every event: ~6 ms of CPU per
+# request here, growing with uptime. Recompute it once per 10,000 events instead.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "10000")
 
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from copyscope.app import live, views
 from copyscope.app.preprocess import read_upload
@@ -32,7 +40,9 @@ PORT = 7860
 MAX_UPLOAD = "5mb"
 ANY_CLASS = "any"
 CSS = """
-.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+.pixelated img, .pixelated canvas, .tile img { image-rendering: pixelated; }
+.tiles { display: flex; flex-wrap: wrap; gap: 10px; }
+.tile { margin: 0; text-align: center; font-size: 12px; }
 """
 THEME = gr.themes.Default(
     font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -55,8 +65,9 @@ def shown(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def build(state: AppState) -> gr.Blocks:
-    """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`)."""
+def build(state: AppState, overview: views.Overview | None = None) -> gr.Blocks:
+    """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`); the
+    overview's figures are rendered here unless given."""
     runs = list(state.runs)
     criteria = [views.ALL, *CRITERIA]
     labels = [ANY_CLASS] + ([str(c) for c in np.unique(state.train.labels)]
@@ -68,7 +79,7 @@ def build(state: AppState) -> gr.Blocks:
                     f"data? {len(runs)} run(s), every sample searched exactly against all "
                     f"{len(state.train):,} training images.")
         with gr.Tab("Overview"):
-            _overview_tab(state)
+            _overview_tab(overview or views.overview(state))
         with gr.Tab("Copies"):
             _copies_tab(state, runs, criteria, labels, sortable)
         with gr.Tab("Training items"):
@@ -80,10 +91,11 @@ def build(state: AppState) -> gr.Blocks:
     return app
 
 
-def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = True) -> gr.Blocks:
+def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = True,
+           overview: views.Overview | None = None) -> gr.Blocks:
     """Serve the app on ``host:port``; with ``block=False`` return once it is listening."""
-    _check_port(host, port)
-    app = build(state)
+    check_port(host, port)
+    app = build(state, overview)
     app.launch(server_name=host, server_port=port, theme=THEME, css=CSS,
                max_file_size=MAX_UPLOAD, share=False, ssr_mode=False, mcp_server=False,
                pwa=False, show_error=False, footer_links=[], quiet=True,
@@ -91,7 +103,8 @@ def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = Tr
     return app
 
 
-def _check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one sentence, an address this process cannot listen on."""
     with socket.socket() as s:
         try:
             s.bind((host, port))
@@ -100,8 +113,7 @@ def _check_port(host: str, port: int) -> None:
                                  "--port or --host.") from e
 
 
-def _overview_tab(state: AppState) -> None:
-    ov = views.overview(state)
+def _overview_tab(ov: views.Overview) -> None:
     gr.Markdown("Copy rate of the generated samples beside the false-positive rate of the same "
                 "criterion on held-out real images (95% Wilson intervals).")
     gr.Dataframe(ov.table, interactive=False, max_height=400)
@@ -147,8 +159,8 @@ def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: l
         return v.panels, v.measures, v.text
 
     filters = [run, criterion, label, sort_by, descending]
-    for f in filters:
-        f.change(list_samples, filters, [gallery, summary, listing, keys], api_name="copies")
+    gr.on([f.change for f in filters], list_samples, filters, [gallery, summary, listing, keys],
+          api_name="copies")
     gallery.select(show_pair, [run, keys], [panels, measures, pair_text], api_name="pair")
 
 
@@ -189,8 +201,8 @@ def _items_tab(state: AppState, runs: list[str]) -> None:
     def pick(keys: list[int], evt: gr.SelectData) -> int:
         return int(keys[evt.index])
 
-    for f in (run, criterion):
-        f.change(list_items, [run, criterion], [regenerated, keys], api_name="regenerated")
+    gr.on([run.change, criterion.change], list_items, [run, criterion], [regenerated, keys],
+          api_name="regenerated")
     outputs = [image, table, landed, text]
     go.click(show, item, outputs, api_name="item")
     item.submit(show, item, outputs, api_name=False)
@@ -216,19 +228,18 @@ def _query_tab(state: AppState) -> None:
             searched = gr.Image(format="png", label="as searched", interactive=False,
                                 height=160, elem_classes="pixelated", elem_id="searched")
     text = gr.Markdown(elem_id="verdict")
-    neighbours = gr.Gallery(columns=8, height=200, allow_preview=False, format="png",
-                            object_fit="contain", label="nearest training images",
-                            elem_classes="pixelated", elem_id="neighbours")
+    gr.Markdown("**Nearest training images**, nearest first")
+    neighbours = gr.HTML(elem_id="neighbours")
     table = gr.Dataframe(interactive=False, label="measures against each")
-    samples = gr.Gallery(columns=8, height=200, allow_preview=False, format="png",
-                         object_fit="contain", label="nearest generated samples in the loaded "
-                         "runs", elem_classes="pixelated")
+    gr.Markdown("**Nearest generated samples** in the loaded runs: is it being regenerated?")
+    samples = gr.HTML(elem_id="near-samples")
     samples_table = gr.Dataframe(interactive=False, label="those samples")
     outputs = [searched, text, neighbours, table, samples, samples_table]
 
     def answer(image: np.ndarray) -> tuple[Any, ...]:
         v = views.query(state, image)
-        return _enlarge(v.image), v.text, v.neighbours, v.table, v.samples, v.samples_table
+        return (_enlarge(v.image), v.text, _tiles(v.neighbours), v.table, _tiles(v.samples),
+                v.samples_table)
 
     @shown
     def from_sketch(value: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -247,6 +258,25 @@ def _query_tab(state: AppState) -> None:
     upload.upload(from_upload, upload, outputs, api_name="query_upload")
 
 
+def _tiles(items: list[views.Captioned], height: int = 112) -> str:
+    """Small images as one HTML block of inline PNGs with captions.
+
+    A query returns 16 thumbnails; as gallery items Gradio would write, hash and serve a file
+    for each, which cost more than the search itself. Inline they travel in the response.
+    """
+    figures = []
+    for image, caption in items:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        src = base64.b64encode(buf.getvalue()).decode()
+        width = round(height * image.shape[1] / image.shape[0])
+        text = html.escape(caption)
+        figures.append(f'<figure class="tile"><img src="data:image/png;base64,{src}" '
+                       f'width="{width}" height="{height}" alt="{text}">'
+                       f"<figcaption>{text}</figcaption></figure>")
+    return f'<div class="tiles">{"".join(figures)}</div>'
+
+
 def _enlarge(image: np.ndarray, factor: int = 6) -> np.ndarray:
     """Integer upscaling (each pixel a factor x factor block), so a 28x28 query is visible."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
@@ -258,6 +288,7 @@ def _live_tab(state: AppState) -> None:
         gr.Markdown("None of the loaded runs holds samples of a model that is still on disk "
                     "(runs made by `copyscope train` and `copyscope sample`, then audited).")
         return
+    live.preload(found)
     first = next(iter(found.values()))
     gr.Markdown("Generate new images with a loaded run's model; each is searched against every "
                 "training image and judged by that run's criteria and held-out control. With the "

@@ -31,7 +31,7 @@ from copyscope.similarity import pair_measures
 Captioned = tuple[np.ndarray, str]
 ALL = "all"
 SORTABLE = {col: label for col, label, _ in MEASURES}
-GALLERY_LIMIT = 60
+GALLERY_LIMIT = 40
 QUERY_K = 8
 QUERY_SAMPLES = 8
 ITEM_COLUMNS = ("n_nearest", "n_copies", "n_heldout_nearest", "near_samples", "near_heldout",
@@ -236,7 +236,7 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
             + f" at normalised L2 **{row['nn_l2']:.4f}**. That is closer than "
             f"**{100 * closer:.1f}%** of the {len(ref.null_d2):,} unseen real images of "
             f"{run}'s held-out control ({ref.heldout.source}); heldout_p = "
-            f"{row['heldout_p']:.4f}. As a generated sample of {run}: "
+            f"{row['heldout_p']:.4f}. Judged as a generated sample of {run}. "
             + _verdict(flagged, ref.config.default))
     return Query(q[..., 0] if q.shape[2] == 1 else q, neighbours, table.round(5), text, samples,
                  owners.round(5))
@@ -251,10 +251,10 @@ def render(fig: Figure, dpi: int = 90) -> np.ndarray:
 
 def _verdict(flagged: list[str], default: str) -> str:
     if not flagged:
-        return "No criterion flags it as a copy."
-    head = (f"**Copy** by the default criterion ({default})" if default in flagged
-            else f"Not a copy by the default criterion ({default})")
-    return f"{head}; flagged by {', '.join(flagged)}."
+        return "Verdict: no criterion flags it as a copy."
+    head = (f"**copy** by the default criterion ({default})" if default in flagged
+            else f"not a copy by the default criterion ({default})")
+    return f"Verdict: {head}; flagged by {', '.join(flagged)}."
 
 
 def plain(image: np.ndarray) -> np.ndarray:

@@ -5,6 +5,9 @@ The module is not called ``app`` because ``copyscope.cli.app`` is the Typer appl
 
 from __future__ import annotations
 
+import importlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -22,17 +25,25 @@ def app_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
 ) -> None:
     """Serve the web app: overview, copies, training items, query by drawing or upload, live."""
+    from copyscope.app import views
     from copyscope.app.state import find_runs, load_state
-    from copyscope.app.ui import launch
 
-    with console.status("loading the runs and indexing every training image..."):
-        state = load_state(runs or find_runs())
-    seconds = sum(state.timings_s.values())
+    paths = runs or find_runs()
+    start = time.perf_counter()
+    with console.status("loading the runs and indexing every training image..."), \
+            ThreadPoolExecutor(1) as pool:
+        # Gradio is imported in the background while the runs load and the figures render
+        importing = pool.submit(importlib.import_module, "copyscope.app.ui")
+        state = load_state(paths)
+        overview = views.overview(state)
+        ui = importing.result()
+    ui.check_port(host, port)
     console.print(f"Loaded {len(state.runs)} run(s) ({', '.join(state.runs)}) and indexed "
-                  f"{len(state.train):,} training images in {seconds:.1f} s.", highlight=False)
+                  f"{len(state.train):,} training images in {time.perf_counter() - start:.1f} s.",
+                  highlight=False)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[bold yellow]warning:[/] listening on {host} makes the app reachable "
                       "from other machines.")
     console.print(f"Open [bold]http://{host}:{port}[/] in a browser (Ctrl+C stops the app).",
                   highlight=False)
-    launch(state, host, port)
+    ui.launch(state, host, port, overview=overview)

@@ -1,0 +1,357 @@
+"""Web-app benchmark: start-up, and the time of every view with the training index loaded.
+
+    .venv/bin/python benchmarks/app.py                  # every finished audit under runs/
+    .venv/bin/python benchmarks/app.py RUN [RUN ...]    # these runs
+    .venv/bin/python benchmarks/app.py --quick          # fewer requests; RESULTS.md left alone
+
+Measured on the given runs (`make demo`'s, by default), with the app's own settings (one torch
+thread, see copyscope.app.state.load_state):
+
+  start-up   `copyscope app RUN ...` in a fresh process, from its launch to the first HTTP 200 of
+             the page: imports, reading the runs, indexing all training images, building the UI.
+  view       the view function alone, called in-process after load_state: what the app computes
+             per request (search, measures, verdicts, tables, images as arrays).
+  server     Gradio's processing of the event (Blocks.process_api, timed by wrapping it here):
+             the user's input decoded, the view, every output image encoded into Gradio's cache.
+             The requests come over HTTP (Gradio's REST API, /gradio_api/call/<name>) from this
+             process to the app launched in a thread of it, as from a browser.
+  round trip from the POST of the request to the last byte of its result on localhost.
+
+Requests vary: queries are MNIST test digits (the last --queries of them) sent as 280x280 RGBA
+drawings in dark ink on white, as the sketchpad sends them, and (over HTTP) as uploaded 28x28
+PNGs; the copies view cycles through every run x criterion x class x sort order; training items
+and pair views are drawn at random (seed 0). The pair view and a click on a most-regenerated item
+are gallery clicks, which Gradio's REST API cannot send, so only their view is timed. Live
+generation (runs whose samples came from a model on disk) reports its time per image.
+
+Only the app section of benchmarks/RESULTS.md (between its markers) is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import itertools
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "RESULTS.md"
+BEGIN, END = "<!-- app:begin -->", "<!-- app:end -->"
+BUDGET_MS = {"query": 50.0, "other": 200.0}
+SEED = 0
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = 1000 * np.asarray(seconds)
+    return {"n": len(ms), "median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
+            "max": float(ms.max())}
+
+
+def timed(fn: Callable[[], object], n: int, clock: Callable[[], float] = time.perf_counter
+          ) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = clock()
+        fn()
+        out.append(clock() - start)
+    return out
+
+
+def wall_and_cpu(fn: Callable[[], object], n: int,
+                 cpu_clock: Callable[[], float] = time.thread_time) -> dict[str, list[float]]:
+    """Wall time of each call, and the CPU time it used (``cpu_clock``) in a second pass."""
+    return {"wall": timed(fn, n), "cpu": timed(fn, n, cpu_clock)}
+
+
+def drawings(digits: np.ndarray, size: int = 280) -> list[np.ndarray]:
+    """MNIST digits as the sketchpad sends a drawing: RGBA, dark ink, transparent paper."""
+    out = []
+    for d in digits:
+        ink = np.asarray(Image.fromarray(d).resize((size, size), Image.Resampling.BILINEAR))
+        rgba = np.zeros((size, size, 4), np.uint8)
+        rgba[..., 3] = ink
+        out.append(rgba)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def startup(runs: list[str], repeat: int) -> dict[str, list[float]]:
+    """Seconds from launching `copyscope app` to the page answering, in fresh processes, and
+    the CPU time the process had used by then."""
+    exe = Path(sys.executable).with_name("copyscope")
+    out: dict[str, list[float]] = {"wall": [], "cpu": []}
+    for _ in range(repeat):
+        port = free_port()
+        env = {**os.environ, "COPYSCOPE_PROGRESS": "0"}
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(exe), "app", *runs, "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    sys.exit(f"copyscope app exited with code {proc.returncode}; run it by hand "
+                             "to see why.")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.05)
+            out["wall"].append(time.perf_counter() - start)
+            out["cpu"].append(cpu_seconds(proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return out
+
+
+def view_timings(state, queries: list[np.ndarray], n: int) -> dict[str, dict[str, list[float]]]:
+    from copyscope.app import live, views
+    from copyscope.detect.criteria import CRITERIA
+
+    rng = np.random.default_rng(SEED)
+    runs = list(state.runs)
+    combos = itertools.cycle(itertools.product(
+        runs, [views.ALL, *CRITERIA], [None, *range(10)], ["nn_l2", "ssim", "heldout_p"],
+        [False, True]))
+    drawn = itertools.cycle(queries)
+    out = {
+        "query (drawing, 280x280 RGBA)": wall_and_cpu(lambda: views.query(state, next(drawn)), n),
+        "copies (filter + sort + gallery)": wall_and_cpu(
+            lambda: views.copies(state, *next(combos)), n),
+        "pair view (click on a sample)": wall_and_cpu(lambda: views.pair(
+            state, (r := runs[rng.integers(len(runs))]),
+            int(rng.integers(len(state.runs[r].samples)))), n),
+        "training item (every sample near it)": wall_and_cpu(lambda: views.training_item(
+            state, int(rng.integers(len(state.train)))), n),
+        "most regenerated items": wall_and_cpu(lambda: views.regenerated(
+            state, runs[rng.integers(len(runs))]), n),
+        "overview (built once at start-up)": wall_and_cpu(lambda: views.overview(state), 1),
+    }
+    for name, source in live.sources(state).items():
+        for images in (1, 4):
+            key = f"live: {name}, {images} image(s), {source.steps or '-'} steps, per image"
+            times = wall_and_cpu(lambda s=source, k=images: live.generate(state, s, n=k), 3)
+            out[key] = {kind: [t / images for t in ts] for kind, ts in times.items()}
+    return out
+
+
+def http_timings(state, digits: np.ndarray, n: int) -> dict[str, dict[str, list[float]]]:
+    """Server processing and round trip of each REST-callable event, the app in a thread."""
+    import gradio.blocks
+    import httpx
+
+    from copyscope.app import ui
+
+    server: list[float] = []
+    process_api = gradio.blocks.Blocks.process_api
+
+    async def timed_process_api(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return await process_api(self, *args, **kwargs)
+        finally:
+            server.append(time.perf_counter() - start)
+
+    gradio.blocks.Blocks.process_api = timed_process_api
+    port = free_port()
+    app = ui.launch(state, "127.0.0.1", port, block=False)
+    base = f"http://127.0.0.1:{port}/gradio_api"
+    client = httpx.Client(timeout=120)
+
+    def call(api: str, data: list[object]) -> float:
+        start = time.perf_counter()
+        event = client.post(f"{base}/call/{api}", json={"data": data}).json()["event_id"]
+        with client.stream("GET", f"{base}/call/{api}/{event}") as stream:
+            text = "".join(stream.iter_text())
+        if "event: complete" not in text:
+            sys.exit(f"/{api} failed: {text[:300]}")
+        return time.perf_counter() - start
+
+    uploads = []
+    for i, d in enumerate(digits):
+        buf = io.BytesIO()
+        Image.fromarray(255 - d).save(buf, format="PNG")
+        path = client.post(f"{base}/upload", files=[("files", (f"q{i}.png", buf.getvalue(),
+                                                                "image/png"))]).json()[0]
+        uploads.append({"path": path, "orig_name": f"q{i}.png",
+                        "meta": {"_type": "gradio.FileData"}})
+    runs = list(state.runs)
+    rng = np.random.default_rng(SEED)
+    from copyscope.detect.criteria import CRITERIA
+    combos = itertools.cycle(itertools.product(
+        runs, ["all", *CRITERIA], ["any", *map(str, range(10))], ["nn_l2", "ssim"], [False, True]))
+    files = itertools.cycle(uploads)
+    requests = {
+        "query (upload, 28x28 PNG)": lambda: call("query_upload", [next(files)]),
+        "copies (filter + sort + gallery)": lambda: call("copies", list(next(combos))),
+        "training item (every sample near it)": lambda: call(
+            "item", [int(rng.integers(len(state.train)))]),
+        "most regenerated items": lambda: call(
+            "regenerated", [runs[rng.integers(len(runs))], "heldout"]),
+    }
+    out = {}
+    try:
+        for name, request in requests.items():
+            request()  # first call of each event pays Gradio's one-time set-up
+            server.clear()
+            trips = timed(request, n)
+            out[name] = {"server": list(server), "round trip": trips,
+                         "round trip CPU": timed(request, n, time.process_time)}
+    finally:
+        app.close()
+        gradio.blocks.Blocks.process_api = process_api
+    return out
+
+
+def load_average() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    from importlib import metadata
+    libs = ", ".join(f"{p} {metadata.version(p)}" for p in ("gradio", "torch", "numpy"))
+    return (f"- CPU: {cpu}, {os.cpu_count()} logical cores (the app uses "
+            f"{torch.get_num_threads()} torch thread per request); {platform.platform()}\n"
+            f"- Libraries: Python {platform.python_version()}, {libs}")
+
+
+def row(name: str, kind: str, t: dict[str, float], budget: float | None) -> str:
+    verdict = "" if budget is None else ("yes" if t["p95"] < budget else "**no**")
+    limit = "" if budget is None else f"< {budget:.0f}"
+    return (f"| {name} | {kind} | {t['n']} | {t['median']:.1f} | {t['p95']:.1f} | {t['max']:.1f} "
+            f"| {limit} | {verdict} |")
+
+
+def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, list[float]],
+           views_: dict[str, dict[str, list[float]]], http: dict[str, dict[str, list[float]]],
+           loads: tuple[str, str]) -> str:
+    exe = Path(sys.executable)
+    exe_text = os.path.relpath(exe) if exe.is_relative_to(Path.cwd()) else exe.name
+    command = shlex.join([exe_text, os.path.relpath(__file__), *sys.argv[1:]])
+    n_samples = sum(len(r.samples) for r in state.runs.values())
+    b, cpu = percentiles(boot["wall"]), percentiles(boot["cpu"])
+    lines = [
+        "## Web app: start-up and views on CPU", "",
+        "The app answers a drawn or uploaded query in the times below with the index of all "
+        "training images in memory; the reference study's app hunted through the training set "
+        "per request (see the search section for that hunt's pace).", "",
+        f"Written by `benchmarks/app.py` on {dt.date.today().isoformat()}.", "",
+        f"    {command}", "",
+        machine(),
+        f"- Load average (1, 5, 15 min) at the start {loads[0]}, at the end {loads[1]}",
+        f"- Runs: {', '.join(state.runs)} ({n_samples:,} samples); training index: all "
+        f"{len(state.train):,} training images, exact int8 search", "",
+        f"Start-up (`copyscope app` to the page answering, {b['n']} fresh processes): median "
+        f"{b['median'] / 1000:.1f} s, max {b['max'] / 1000:.1f} s (budget < 10 s: "
+        f"{'yes' if b['max'] < 10_000 else '**no**'}); CPU time used by then: median "
+        f"{cpu['median'] / 1000:.1f} s. In-process `load_state` split: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in state.timings_s.items()) + ".", "",
+        "Milliseconds per request. *view*: the view function alone (wall clock); *view CPU*: "
+        "the CPU time it used, i.e. its cost on a core it does not share; *server*: Gradio's "
+        "whole processing of the event (input decoding, the view, output images encoded), wall "
+        "clock; *round trip*: request to last byte over HTTP on localhost; *round trip CPU*: "
+        "the CPU time of this whole process (server and client) during it. Budget on the p95 "
+        "of view and server: query < 50 ms, other views < 200 ms.", "",
+        "| request | measured | n | median | p95 | max | budget | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, kinds in views_.items():
+        budget = None if name.startswith(("live", "overview")) else (
+            BUDGET_MS["query"] if name.startswith("query") else BUDGET_MS["other"])
+        lines.append(row(name, "view", percentiles(kinds["wall"]), budget))
+        lines.append(row(name, "view CPU", percentiles(kinds["cpu"]), None))
+    for name, kinds in http.items():
+        for kind, times in kinds.items():
+            budget = BUDGET_MS["query"] if name.startswith("query") else BUDGET_MS["other"]
+            lines.append(row(name, kind, percentiles(times), budget if kind == "server"
+                             else None))
+    lines += ["", "Live rows are seconds of generation divided by the images made (the search "
+              "and verdict of all of them are in the text the app shows beside them)."]
+    return "\n".join(lines)
+
+
+def update_results(path: Path, section: str) -> None:
+    """Replace the app section between its markers (append it if absent)."""
+    from copyscope.run import atomic_path
+
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(new)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="*", help="run directories (default: every audit under runs/)")
+    p.add_argument("--requests", type=int, default=200, help="requests per view")
+    p.add_argument("--queries", type=int, default=200, help="distinct query digits")
+    p.add_argument("--startups", type=int, default=3, help="fresh `copyscope app` processes")
+    p.add_argument("--quick", action="store_true", help="30 requests, 1 start-up; RESULTS.md "
+                   "is left alone unless --results is given")
+    p.add_argument("--results", type=Path, help=f"markdown file to update (default {RESULTS})")
+    args = p.parse_args()
+    if args.quick:
+        args.requests, args.queries, args.startups = 30, 30, 1
+    os.environ["COPYSCOPE_PROGRESS"] = "0"
+    from copyscope.app.state import find_runs, load_state
+    from copyscope.data import load
+    from copyscope.errors import CopyscopeError
+
+    loads = [load_average()]
+    try:
+        runs = [str(r) for r in (args.runs or find_runs())]
+        boot = startup(runs, args.startups)
+        state = load_state(runs)
+    except CopyscopeError as e:
+        sys.exit(str(e))
+    digits = load("mnist:test").images[-args.queries:, ..., 0]
+    views_ = view_timings(state, drawings(digits), args.requests)
+    http = http_timings(state, digits, args.requests)
+    loads.append(load_average())
+    section = report(args, runs, state, boot, views_, http, (loads[0], loads[1]))
+    print("\n" + section)
+    target = args.results or (None if args.quick else RESULTS)
+    if target is not None:
+        update_results(target, section)
+        print(f"\nupdated the app section of {target}")
+
+
+if __name__ == "__main__":
+    main()
