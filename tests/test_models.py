@@ -38,6 +38,15 @@ TINY = {
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and far faster when other work shares the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(family: str, **kw) -> TrainConfig:
     base = {"family": family, "model": TINY[family], "train": "mnist:train[:2000]", "size": 32,
             "epochs": 3, "batch_size": 16}
@@ -135,7 +144,7 @@ def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
                "--train", cfg.train, "--size", "64", "--epochs", "1000", "--batch-size", "16",
                "--set", "width=8", "--set", "latent_dim=16", "--device", "cpu",
                "--out", str(killed)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     first = killed / "checkpoints" / "epoch-0001.safetensors"
@@ -297,8 +306,8 @@ def test_a_diffusion_model_trained_on_one_image_regenerates_it(tmp_path):
     from copyscope.audit import audit
     from copyscope.detect.criteria import CRITERIA
 
-    cfg = TrainConfig("diffusion", train="mnist:train[:2000]", size=1, epochs=450, batch_size=8,
-                      checkpoint_every=30, model={**TINY["diffusion"], "lr": 3e-3,
+    cfg = TrainConfig("diffusion", train="mnist:train[:2000]", size=1, epochs=450, batch_size=4,
+                      checkpoint_every=30, model={**TINY["diffusion"], "lr": 6e-3,
                                                   "prediction_type": "sample"})
     run = train(cfg, tmp_path / "one", device="cpu", show=False)
     source = int(np.load(run / "train_indices.npy")[0])

@@ -28,7 +28,7 @@ LEVELS = 256
 class PixelCNNConfig:
     image_size: int = 28
     channels: int = 1
-    hidden: int = 32
+    hidden: int = 16
     dilations: tuple[int, ...] = (1, 1, 2, 1, 1)
     """One gated layer per entry; dilation widens the receptive field at no extra cost."""
     lr: float = 1e-3
