@@ -4,6 +4,7 @@ a real browser can load the app, draw, upload and get answers without leaving 12
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import sys
 import urllib.error
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ from PIL import Image
 
 from copyscope.app import live, ui, views
 from copyscope.app.preprocess import read_upload, to_training_format
-from copyscope.app.state import find_runs, judge, load_state
+from copyscope.app.state import _open_runs, find_runs, judge, load_state
 from copyscope.audit import audit
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
@@ -152,8 +154,10 @@ def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state
     ov = views.overview(state)
     assert len(ov.table) == len(state.runs) * len(CRITERIA)
     assert {"copy rate", "held-out FPR", "FPR CI high"} <= set(ov.table.columns)
-    assert len(ov.figures) == 1 + len(state.runs)
-    assert all(im.ndim == 3 and im.std() > 10 for im, _ in ov.figures)
+    figures = [ov.runs_figure, ov.first_figure, views.core_figure(state, "real")]
+    assert all(im.ndim == 3 and im.std() > 10 for im in figures)
+    assert views.core_figure(state, "real") is figures[2]  # rendered once
+    assert not np.array_equal(figures[1], figures[2])
 
 
 def test_runs_of_another_training_set_or_missing_are_refused(runs, tmp_path, run_cli,
@@ -164,6 +168,11 @@ def test_runs_of_another_training_set_or_missing_are_refused(runs, tmp_path, run
     with pytest.raises(CopyscopeError, match="different training set"):
         load_state([runs / "real", other])
     assert find_runs(runs) == [runs / "diffusion", runs / "planted", runs / "real"]
+    twins = [runs / "real", tmp_path / "copy" / "real"]  # two runs called "real"
+    shutil.copytree(*twins)
+    names = list(_open_runs(twins))
+    assert len(set(names)) == 2 and names[1].endswith("copy/real")
+    assert all(str(p).endswith(n) and n != "real" for p, n in zip(twins, names, strict=True))
     code, out = run_cli("app", str(tmp_path / "missing"))
     assert code == 2 and "missing is not a folder" in out and "Traceback" not in out
     monkeypatch.chdir(tmp_path)  # no runs/ here: `copyscope app` without runs has none to open
@@ -233,7 +242,8 @@ def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_
 
         page.get_by_role("tab", name="Copies").click()
         page.locator("#copies button.thumbnail-item").first.click()
-        page.get_by_text("nearest training item").first.wait_for()
+        page.locator("#pair-text").get_by_text("nearest training item").wait_for()
+        assert page.locator("#pair img").count() == 4  # sample | train | difference | held-out
 
         page.get_by_role("tab", name="Query").click()
         page.locator("#upload input[type=file]").set_input_files(str(upload))
@@ -269,9 +279,13 @@ def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_
     assert not remote, remote
 
 
-def test_no_file_outside_the_rendered_images_is_served(served, runs):
+def test_no_file_outside_the_rendered_images_is_served_and_uploads_are_capped(served, runs):
     url, _ = served
     for path in ("/etc/passwd", str(runs / "planted" / "run.json"), str(Path.home())):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"{url}/gradio_api/file={path}", timeout=10)
         assert e.value.code in (403, 404)
+    for size, status in ((6 * 2**20, 413), (1000, 200)):
+        r = httpx.post(f"{url}/gradio_api/upload", timeout=60,
+                       files=[("files", ("x.png", b"\x89PNG" + bytes(size), "image/png"))])
+        assert r.status_code == status

@@ -13,6 +13,7 @@ parameters, and ``heldout_p`` against that run's held-out control.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from copyscope.audit_config import AuditConfig
 from copyscope.data import ImageSet
 from copyscope.detect import calibration, criteria
 from copyscope.errors import CopyscopeError
-from copyscope.run import RunDir
+from copyscope.run import MANIFEST, RunDir
 from copyscope.search import Neighbours, Searcher, make_searcher
 
 THREADS = 1
@@ -65,6 +66,8 @@ class AppState:
     rates: pd.DataFrame
     """The per-criterion copy rates and held-out false-positive rates of every run."""
     timings_s: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, np.ndarray] = field(default_factory=dict)
+    """Rendered core figures by run (see :func:`copyscope.app.views.core_figure`)."""
 
     @property
     def first(self) -> str:
@@ -147,9 +150,10 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
 
 
 def find_runs(folder: str | Path = "runs") -> list[Path]:
-    """The finished audits directly under ``folder`` (what ``copyscope app`` opens by default)."""
+    """The finished audits anywhere under ``folder`` (what ``copyscope app`` opens by default):
+    ``make demo``'s runs/demo/<model>/, epoch sweeps' <model>/epochs/<checkpoint>/ included."""
     folder = Path(folder)
-    found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    found = sorted(p.parent for p in folder.rglob(MANIFEST)) if folder.is_dir() else []
     done = [p for p in found if (RunDir(p).stage("audit") or {}).get("status") == "complete"]
     if not done:
         raise CopyscopeError(f"{folder} holds no finished audit; name run directories written "
@@ -177,10 +181,14 @@ def judge(state: AppState, images: np.ndarray, run: str) -> tuple[pd.DataFrame, 
 
 
 def _open_runs(paths: Sequence[str | Path]) -> dict[str, RunData]:
-    """Open each run once, named by its folder (by its path where two folders share a name)."""
+    """Open each run once, named by its folder, or where two folders share a name, by every
+    run's path below the folder they all share (``ddpm-300/epochs/epoch-0010``)."""
     opened = [open_run(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
     names = [r.name for r in opened]
-    return {(r.name if names.count(r.name) == 1 else str(r.path)): r for r in opened}
+    if len(set(names)) < len(names):
+        common = Path(os.path.commonpath([r.path.parent for r in opened]))
+        names = [str(r.path.relative_to(common)) for r in opened]
+    return dict(zip(names, opened, strict=True))
 
 
 def _squared(l2: np.ndarray, dim: int) -> np.ndarray:

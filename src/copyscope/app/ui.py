@@ -15,12 +15,16 @@ import html
 import io
 import os
 import socket
+import threading
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 # Gradio also keeps local per-event statistics (for its API page; nothing leaves the machine) and
 # recomputes their summary over up to 10,000 past events after every event: ~6 ms of CPU per
 # request here, growing with uptime. Recompute it once per 10,000 events instead.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "10000")
+# Gradio and diffusers import huggingface_hub: no hub calls, no telemetry
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -79,7 +83,7 @@ def build(state: AppState, overview: views.Overview | None = None) -> gr.Blocks:
                     f"data? {len(runs)} run(s), every sample searched exactly against all "
                     f"{len(state.train):,} training images.")
         with gr.Tab("Overview"):
-            _overview_tab(overview or views.overview(state))
+            _overview_tab(state, overview or views.overview(state))
         with gr.Tab("Copies"):
             _copies_tab(state, runs, criteria, labels, sortable)
         with gr.Tab("Training items"):
@@ -113,13 +117,20 @@ def check_port(host: str, port: int) -> None:
                                  "--port or --host.") from e
 
 
-def _overview_tab(ov: views.Overview) -> None:
+def _overview_tab(state: AppState, ov: views.Overview) -> None:
     gr.Markdown("Copy rate of the generated samples beside the false-positive rate of the same "
                 "criterion on held-out real images (95% Wilson intervals).")
     gr.Dataframe(ov.table, interactive=False, max_height=400)
     gr.Markdown(ov.notes)
-    for image, caption in ov.figures:
-        gr.Image(image, label=caption, format="png", interactive=False)
+    gr.Image(ov.runs_figure, format="png", interactive=False,
+             label="copy rate and held-out false-positive rate per run (default criterion)")
+    run = gr.Dropdown(list(state.runs), value=state.first, label="core figure of run")
+    figure = gr.Image(ov.first_figure, format="png", interactive=False, label="distance to the "
+                      "nearest training image: generated samples against held-out real images")
+    run.change(shown(lambda name: views.core_figure(state, name)), run, figure, api_name="figure")
+    # the other runs' figures render in the background, so choosing one shows it at once
+    threading.Thread(target=lambda: [views.core_figure(state, r) for r in state.runs],
+                     name="copyscope-figures", daemon=True).start()
 
 
 def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: list[str],
@@ -134,13 +145,11 @@ def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: l
     summary = gr.Markdown(first.text)
     gallery = gr.Gallery(first.gallery, columns=10, height=330, allow_preview=False,
                          format="png", object_fit="contain", label="samples (click one)",
-                         elem_classes="pixelated", elem_id="copies")
+                         elem_classes="pixelated", elem_id="copies", fit_columns=False)
     keys = gr.State(first.keys)
-    pair_text = gr.Markdown()
+    pair_text = gr.Markdown(elem_id="pair-text")
     with gr.Row():
-        panels = gr.Gallery(columns=4, height=260, allow_preview=False, format="png",
-                            object_fit="contain", label="sample | nearest training | "
-                            "|difference| | nearest held-out", elem_classes="pixelated", scale=2)
+        panels = gr.HTML(scale=2, elem_id="pair")
         measures = gr.Dataframe(interactive=False, label="measures", scale=1, wrap=True,
                                 column_widths=["70%", "30%"])
     listing = gr.Dataframe(first.table, interactive=False, label="listed samples",
@@ -156,7 +165,7 @@ def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: l
     @shown
     def show_pair(run: str, keys: list[int], evt: gr.SelectData) -> tuple[Any, ...]:
         v = views.pair(state, run, int(keys[evt.index]))
-        return v.panels, v.measures, v.text
+        return _tiles(v.panels, 140), v.measures, v.text
 
     filters = [run, criterion, label, sort_by, descending]
     gr.on([f.change for f in filters], list_samples, filters, [gallery, summary, listing, keys],
@@ -174,17 +183,17 @@ def _items_tab(state: AppState, runs: list[str]) -> None:
                                 label="copies by")
     first = views.regenerated(state, runs[0])
     regenerated = gr.Gallery(first.gallery, columns=12, height=200, allow_preview=False,
-                             format="png", object_fit="contain",
-                             label="most regenerated (click one)", elem_classes="pixelated")
+                             format="png", object_fit="contain", fit_columns=False,
+                             label="most regenerated (click one)", elem_classes="pixelated",
+                             elem_id="regenerated")
     keys = gr.State(first.keys)
     text = gr.Markdown()
     with gr.Row():
         image = gr.Image(format="png", label="training item", interactive=False, height=200,
                          elem_classes="pixelated", scale=1)
         table = gr.Dataframe(interactive=False, label="per run", scale=3)
-    landed = gr.Gallery(columns=12, height=260, allow_preview=False, format="png",
-                        object_fit="contain", label="every sample whose nearest training image "
-                        "it is", elem_classes="pixelated")
+    gr.Markdown("**Every sample whose nearest training image it is**, copies first")
+    landed = gr.HTML(elem_id="landed")
 
     @shown
     def list_items(run: str, criterion: str) -> tuple[Any, ...]:
@@ -196,7 +205,7 @@ def _items_tab(state: AppState, runs: list[str]) -> None:
         if index is None:
             raise CopyscopeError("type a training item index first.")
         v = views.training_item(state, int(index))
-        return v.image, v.table, v.gallery, v.text
+        return _enlarge(v.image), v.table, _tiles(v.gallery, 84), v.text
 
     def pick(keys: list[int], evt: gr.SelectData) -> int:
         return int(keys[evt.index])
@@ -271,7 +280,8 @@ def _tiles(items: list[views.Captioned], height: int = 112) -> str:
         src = base64.b64encode(buf.getvalue()).decode()
         width = round(height * image.shape[1] / image.shape[0])
         text = html.escape(caption)
-        figures.append(f'<figure class="tile"><img src="data:image/png;base64,{src}" '
+        figures.append(f'<figure class="tile" style="width:{width}px">'
+                       f'<img src="data:image/png;base64,{src}" '
                        f'width="{width}" height="{height}" alt="{text}">'
                        f"<figcaption>{text}</figcaption></figure>")
     return f'<div class="tiles">{"".join(figures)}</div>'
@@ -303,9 +313,8 @@ def _live_tab(state: AppState) -> None:
         n = gr.Slider(1, live.MAX_IMAGES, value=4, step=1, label="images")
         go = gr.Button("Generate", variant="primary", elem_id="generate")
     text = gr.Markdown(elem_id="live-text")
-    gallery = gr.Gallery(columns=8, height=220, allow_preview=False, format="png",
-                         object_fit="contain", label="new image | nearest training image",
-                         elem_classes="pixelated")
+    gr.Markdown("**New image | its nearest training image**")
+    gallery = gr.HTML(elem_id="live")
     table = gr.Dataframe(interactive=False, label="evidence and verdicts, as the audit gives them")
 
     def choose(name: str) -> tuple[Any, ...]:
@@ -320,7 +329,7 @@ def _live_tab(state: AppState) -> None:
         s = found[name]
         v = live.generate(state, s, chosen, int(steps) if s.steps is not None else None,
                           int(seed or 0), int(n))
-        return v.gallery, v.text, v.table
+        return _tiles(v.gallery), v.text, v.table
 
     run.change(choose, run, [checkpoint, steps, seed], api_name=False)
     go.click(make, [run, checkpoint, steps, seed, n], [gallery, text, table], api_name="live")

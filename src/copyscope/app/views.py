@@ -10,6 +10,7 @@ uses, so the app and the report cannot disagree.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ from copyscope.search import normalised_l2
 from copyscope.similarity import pair_measures
 
 Captioned = tuple[np.ndarray, str]
+_RENDER = threading.Lock()
 ALL = "all"
 SORTABLE = {col: label for col, label, _ in MEASURES}
 GALLERY_LIMIT = 40
@@ -48,7 +50,10 @@ HEADLINE = {"run": "run", "family": "family", "train_size": "train size", "epoch
 class Overview:
     table: pd.DataFrame
     notes: str
-    figures: list[Captioned]
+    runs_figure: np.ndarray
+    """Every run's copy rate and held-out false-positive rate (default criterion)."""
+    first_figure: np.ndarray
+    """The core figure of the first run (the others: :func:`core_figure`)."""
 
 
 @dataclass
@@ -88,17 +93,24 @@ class Query:
 
 
 def overview(state: AppState) -> Overview:
-    """The headline table of every run and criterion, and the core figures (rendered once)."""
+    """The headline table of every run and criterion, the runs figure and the first core figure."""
     table = state.rates[list(HEADLINE)].rename(columns=HEADLINE)
     table = table.dropna(axis=1, how="all")
     notes = comparison_notes(list(state.runs.values()))
-    default = next(iter(state.runs.values())).default_criterion
-    figures = [(render(runs_figure(state.rates, default)),
-                f"copy rate and held-out false-positive rate per run ({default})")]
-    figures += [(render(distance_histogram(run)), f"{name}: distance to the nearest training "
-                 "image, samples against held-out real images") for name, run in state.runs.items()]
+    default = state.runs[state.first].default_criterion
     text = "\n".join(f"- {n}" for n in notes) or "All runs share their training and held-out sets."
-    return Overview(table.round(5), text, figures)
+    return Overview(table.round(5), text, render(runs_figure(state.rates, default)),
+                    core_figure(state, state.first))
+
+
+def core_figure(state: AppState, run: str) -> np.ndarray:
+    """The core figure of ``run`` (:func:`copyscope.analysis.distance_histogram`), rendered on
+    first use and kept; matplotlib is not thread-safe, so renders take turns."""
+    if run not in state.figures:
+        with _RENDER:
+            if run not in state.figures:
+                state.figures[run] = render(distance_histogram(state.run(run)))
+    return state.figures[run]
 
 
 def copies(state: AppState, run: str, criterion: str = ALL, label: int | None = None,
