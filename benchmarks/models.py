@@ -2,11 +2,15 @@
 
     .venv/bin/python benchmarks/models.py speed [--n 250]      # needs the models/ checkpoints
     .venv/bin/python benchmarks/models.py science runs/demo    # after a study (copyscope run)
+    .venv/bin/python benchmarks/models.py cost configs/study.toml  # after speed and the demo
 
 ``speed`` reads each family's 60,000-image training run (seconds per epoch, training steps per
 second, peak memory of the training process) and samples its checkpoint in a fresh process at
 the family's default sampler settings (samples per second, peak memory). ``science`` turns a
 study's ``study.parquet`` and the runs' ``quality.json`` into the tables of benchmarks/RESULTS.md.
+``cost`` estimates a study's CPU time here from those measurements: training steps times the
+seconds per step of the same model under models/, samples over the family's samples per second
+(``speed``), and audit seconds per sample as the demo measured them.
 """
 
 from __future__ import annotations
@@ -60,21 +64,26 @@ def science(root: Path) -> None:
     print(_markdown(pivot.map(lambda v: f"{100 * v:.1f}%").rename_axis("model").reset_index()))
     print("\nEvery criterion, every model (copy rate; held-out FPR in the last row):\n")
     cols = ["model", "train_size", "samples", *(f"copy_rate_{c}" for c in CRITERIA), "ct",
-            "mean_confidence", "frechet_distance"]
+            "nn_l2_median", "mean_confidence", "frechet_distance"]
     shown = main[[c for c in cols if c in main]].copy()
     for c in CRITERIA:
         shown[f"copy_rate_{c}"] = shown[f"copy_rate_{c}"].map(lambda v: f"{100 * v:.1f}%")
     fpr = {f"copy_rate_{c}": f"{100 * main[f'heldout_fpr_{c}'].iloc[0]:.2f}%" for c in CRITERIA}
-    shown = pd.concat([shown, pd.DataFrame([{"model": "held-out control (FPR)", **fpr}])])
+    control = {"model": "held-out control (FPR)", **fpr,
+               "nn_l2_median": main["heldout_nn_l2_median"].iloc[0]}
+    shown = pd.concat([shown, pd.DataFrame([control])])
     print(_markdown(shown))
     sweep = table[table["model"].str.contains("@")]
     if len(sweep):
         print("\nEpoch sweep (every checkpoint audited):\n")
         last = table[table["model"] == sweep["model"].iloc[0].split("@")[0]]
         rows = pd.concat([sweep, last]).sort_values("epoch")
-        cols = ["epoch", *(f"copy_rate_{c}" for c in CRITERIA), "mean_confidence",
-                "frechet_distance"]
-        print(_markdown(rows[[c for c in cols if c in rows]]))
+        cols = ["epoch", *(f"copy_rate_{c}" for c in CRITERIA), "nn_l2_median",
+                "mean_confidence", "frechet_distance"]
+        rows = rows[[c for c in cols if c in rows]].copy()
+        for c in CRITERIA:
+            rows[f"copy_rate_{c}"] = rows[f"copy_rate_{c}"].map(lambda v: f"{100 * v:.1f}%")
+        print(_markdown(rows))
     print("\nSample quality: class histogram of the samples (classes 0-9):\n")
     print("| model | class histogram | mean confidence | Fréchet distance |")
     print("|---|---|---|---|")
@@ -82,6 +91,37 @@ def science(root: Path) -> None:
         q = json.loads((Path(r.path) / "quality.json").read_text())
         print(f"| {r.model} | {' '.join(map(str, q['class_histogram']))} | "
               f"{q['mean_confidence']:.2f} | {q['frechet_distance']:.1f} |")
+
+
+def cost(config: Path, speed_out: Path, demo: Path) -> None:
+    from copyscope.models.train import epoch_batches
+    from copyscope.study import read_study
+
+    study = read_study(config)
+    rate = {}
+    for family, name in SPEED.items():
+        stage = json.loads((speed_out / name / "run.json").read_text())["stages"]["sample"]
+        rate[family] = stage["samples_per_s"] * stage["steps"] / study.steps if stage["steps"] \
+            else stage["samples_per_s"]
+    audits = [json.loads(p.read_text())["stages"]["audit"] for p in demo.glob("*/run.json")]
+    per_sample = sum(a["timings_s"]["samples_search"] + a["timings_s"]["measures"]
+                     + a["timings_s"]["data_copying"] for a in audits) / sum(
+                         a["inputs"]["samples"]["n"] for a in audits)
+    print("| model | training steps | training (h) | sampling (h) | audit (h) |")
+    print("|---|---|---|---|---|")
+    total = 0.0
+    for m in study.models:
+        done = json.loads((REPO / "models" / m.name / "run.json").read_text())["stages"]["train"]
+        per_step = done["timings_s"]["train"] / done["steps_done"]
+        size = m.train.size or 60000
+        steps = m.train.epochs * len(epoch_batches(size, m.train.batch_size, 0, 0))
+        points = 1 + (m.train.epochs // m.train.checkpoint_every - 1 if m.name in study.sweep
+                      else 0)
+        hours = [steps * per_step / 3600, points * m.samples / rate[m.train.family] / 3600,
+                 points * m.samples * per_sample / 3600]
+        total += sum(hours)
+        print(f"| {m.name} | {steps:,} | {hours[0]:.2f} | {hours[1]:.2f} | {hours[2]:.2f} |")
+    print(f"\nTotal: about {total:.1f} hours of this CPU.")
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -104,11 +144,17 @@ def main() -> None:
     s.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "models")
     c = sub.add_parser("science")
     c.add_argument("root", type=Path)
+    k = sub.add_parser("cost")
+    k.add_argument("config", type=Path)
+    k.add_argument("--speed", type=Path, default=REPO / "benchmarks" / "out" / "models")
+    k.add_argument("--demo", type=Path, default=REPO / "runs" / "demo")
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.n, args.out)
-    else:
+    elif args.what == "science":
         science(args.root)
+    else:
+        cost(args.config, args.speed, args.demo)
 
 
 if __name__ == "__main__":

@@ -216,6 +216,8 @@ def _row(name: str, run: Path) -> dict[str, Any]:
         row[f"heldout_fpr_{crit}"] = c["heldout_fpr"]
     row["default_criterion"] = summary["default_criterion"]
     row["ct"] = summary["data_copying_ct"]["C_T"]
+    row["nn_l2_median"] = summary["nn_l2_median"]["samples"]
+    row["heldout_nn_l2_median"] = summary["nn_l2_median"]["heldout"]
     if (run / QUALITY).exists():
         q = _read_json(run / QUALITY)
         row |= {"mean_confidence": q["mean_confidence"], "frechet_distance": q["frechet_distance"]}

@@ -115,6 +115,8 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
 
 def _open(source: Path, checkpoint: str | None, steps: int | None, ancestral: bool,
           device: str) -> Sampler:
+    if not source.is_dir():
+        raise CopyscopeError(f"{source} does not exist or is not a folder.")
     if is_pipeline(source):
         from copyscope.models.diffusion import DEFAULT_STEPS, denoise
 
