@@ -154,7 +154,8 @@ def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state
     ov = views.overview(state)
     assert len(ov.table) == len(state.runs) * len(CRITERIA)
     assert {"copy rate", "held-out FPR", "FPR CI high"} <= set(ov.table.columns)
-    figures = [ov.runs_figure, ov.first_figure, views.core_figure(state, "real")]
+    figures = [views.rates_figure(state), views.core_figure(state, "planted"),
+               views.core_figure(state, "real")]
     assert all(im.ndim == 3 and im.std() > 10 for im in figures)
     assert views.core_figure(state, "real") is figures[2]  # rendered once
     assert not np.array_equal(figures[1], figures[2])
@@ -237,8 +238,9 @@ def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(url)
-        page.get_by_role("tab", name="Overview").wait_for()
-        assert page.get_by_text("held-out FPR").first.is_visible()
+        page.locator("#headline").get_by_text("held-out FPR").wait_for()
+        page.locator("#core-figure img").wait_for()  # the figures arrive after the page
+        page.locator("#rates-figure img").wait_for()
 
         page.get_by_role("tab", name="Copies").click()
         page.locator("#copies button.thumbnail-item").first.click()

@@ -15,7 +15,6 @@ pixel-by-pixel draws depend on how many images are drawn together, so it does no
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,18 +82,12 @@ def sources(state: AppState) -> dict[str, Source]:
     return found
 
 
-def preload(found: dict[str, Source]) -> threading.Thread:
-    """Load each source's model (and diffusers) in the background, so the first click on
-    Generate does not wait for it; errors surface on that click instead."""
-
-    def load() -> None:
-        for s in found.values():
-            with contextlib.suppress(CopyscopeError):
-                _sampler(s.model, s.checkpoint, s.steps)
-
-    thread = threading.Thread(target=load, name="copyscope-live-preload", daemon=True)
-    thread.start()
-    return thread
+def load_models(found: dict[str, Source]) -> None:
+    """Load each source's model at its default checkpoint and steps (kept for :func:`generate`);
+    a model that fails to load reports its error when it is used instead."""
+    for s in found.values():
+        with contextlib.suppress(CopyscopeError):
+            _sampler(s.model, s.checkpoint, s.steps)
 
 
 def generate(state: AppState, source: Source, checkpoint: str | None = None,

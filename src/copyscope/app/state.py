@@ -66,8 +66,8 @@ class AppState:
     rates: pd.DataFrame
     """The per-criterion copy rates and held-out false-positive rates of every run."""
     timings_s: dict[str, float] = field(default_factory=dict)
-    figures: dict[str, np.ndarray] = field(default_factory=dict)
-    """Rendered core figures by run (see :func:`copyscope.app.views.core_figure`)."""
+    figures: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    """Rendered figures (see :func:`copyscope.app.views.core_figure`)."""
 
     @property
     def first(self) -> str:

@@ -69,9 +69,11 @@ def shown(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def build(state: AppState, overview: views.Overview | None = None) -> gr.Blocks:
-    """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`); the
-    overview's figures are rendered here unless given."""
+def build(state: AppState) -> gr.Blocks:
+    """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`).
+
+    The overview's figures arrive when the page loads (rendered by then in the background, see
+    :func:`warm_up`), so the server starts without waiting for matplotlib."""
     runs = list(state.runs)
     criteria = [views.ALL, *CRITERIA]
     labels = [ANY_CLASS] + ([str(c) for c in np.unique(state.train.labels)]
@@ -83,7 +85,7 @@ def build(state: AppState, overview: views.Overview | None = None) -> gr.Blocks:
                     f"data? {len(runs)} run(s), every sample searched exactly against all "
                     f"{len(state.train):,} training images.")
         with gr.Tab("Overview"):
-            _overview_tab(state, overview or views.overview(state))
+            figures = _overview_tab(state)
         with gr.Tab("Copies"):
             _copies_tab(state, runs, criteria, labels, sortable)
         with gr.Tab("Training items"):
@@ -92,19 +94,39 @@ def build(state: AppState, overview: views.Overview | None = None) -> gr.Blocks:
             _query_tab(state)
         with gr.Tab("Live"):
             _live_tab(state)
+        app.load(lambda: (views.rates_figure(state), views.core_figure(state, state.first)),
+                 None, figures, api_name=False)
     return app
 
 
-def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = True,
-           overview: views.Overview | None = None) -> gr.Blocks:
+def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = True
+           ) -> gr.Blocks:
     """Serve the app on ``host:port``; with ``block=False`` return once it is listening."""
     check_port(host, port)
-    app = build(state, overview)
+    app = build(state)
     app.launch(server_name=host, server_port=port, theme=THEME, css=CSS,
                max_file_size=MAX_UPLOAD, share=False, ssr_mode=False, mcp_server=False,
                pwa=False, show_error=False, footer_links=[], quiet=True,
-               prevent_thread_lock=not block)
+               prevent_thread_lock=True)
+    warm_up(state)
+    if block:
+        app.block_thread()
     return app
+
+
+def warm_up(state: AppState) -> threading.Thread:
+    """Once the server listens: render every run's core figure and load every live model in
+    the background, so that choosing either later answers at once."""
+
+    def work() -> None:
+        views.rates_figure(state)
+        for run in state.runs:
+            views.core_figure(state, run)
+        live.load_models(live.sources(state))
+
+    thread = threading.Thread(target=work, name="copyscope-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def check_port(host: str, port: int) -> None:
@@ -117,20 +139,20 @@ def check_port(host: str, port: int) -> None:
                                  "--port or --host.") from e
 
 
-def _overview_tab(state: AppState, ov: views.Overview) -> None:
+def _overview_tab(state: AppState) -> list[gr.Image]:
+    ov = views.overview(state)
     gr.Markdown("Copy rate of the generated samples beside the false-positive rate of the same "
                 "criterion on held-out real images (95% Wilson intervals).")
-    gr.Dataframe(ov.table, interactive=False, max_height=400)
+    gr.Dataframe(ov.table, interactive=False, max_height=400, elem_id="headline")
     gr.Markdown(ov.notes)
-    gr.Image(ov.runs_figure, format="png", interactive=False,
-             label="copy rate and held-out false-positive rate per run (default criterion)")
+    rates = gr.Image(format="png", interactive=False, elem_id="rates-figure",
+                     label="copy rate and held-out false-positive rate per run (default criterion)")
     run = gr.Dropdown(list(state.runs), value=state.first, label="core figure of run")
-    figure = gr.Image(ov.first_figure, format="png", interactive=False, label="distance to the "
-                      "nearest training image: generated samples against held-out real images")
+    figure = gr.Image(format="png", interactive=False, elem_id="core-figure",
+                      label="distance to the nearest training image: generated samples against "
+                      "held-out real images")
     run.change(shown(lambda name: views.core_figure(state, name)), run, figure, api_name="figure")
-    # the other runs' figures render in the background, so choosing one shows it at once
-    threading.Thread(target=lambda: [views.core_figure(state, r) for r in state.runs],
-                     name="copyscope-figures", daemon=True).start()
+    return [rates, figure]
 
 
 def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: list[str],
@@ -234,8 +256,8 @@ def _query_tab(state: AppState) -> None:
                              label=f"...or upload a PNG or JPEG (up to {MAX_UPLOAD})",
                              elem_id="upload")
             search = gr.Button("Search drawing", variant="primary", elem_id="search")
-            searched = gr.Image(format="png", label="as searched", interactive=False,
-                                height=160, elem_classes="pixelated", elem_id="searched")
+            gr.Markdown("**As searched**")
+            searched = gr.HTML(elem_id="searched")
     text = gr.Markdown(elem_id="verdict")
     gr.Markdown("**Nearest training images**, nearest first")
     neighbours = gr.HTML(elem_id="neighbours")
@@ -247,8 +269,8 @@ def _query_tab(state: AppState) -> None:
 
     def answer(image: np.ndarray) -> tuple[Any, ...]:
         v = views.query(state, image)
-        return (_enlarge(v.image), v.text, _tiles(v.neighbours), v.table, _tiles(v.samples),
-                v.samples_table)
+        return (_tiles([(v.image, "28x28, white on black")], 168), v.text,
+                _tiles(v.neighbours), v.table, _tiles(v.samples), v.samples_table)
 
     @shown
     def from_sketch(value: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -298,7 +320,6 @@ def _live_tab(state: AppState) -> None:
         gr.Markdown("None of the loaded runs holds samples of a model that is still on disk "
                     "(runs made by `copyscope train` and `copyscope sample`, then audited).")
         return
-    live.preload(found)
     first = next(iter(found.values()))
     gr.Markdown("Generate new images with a loaded run's model; each is searched against every "
                 "training image and judged by that run's criteria and held-out control. With the "

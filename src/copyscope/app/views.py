@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,6 @@ HEADLINE = {"run": "run", "family": "family", "train_size": "train size", "epoch
 class Overview:
     table: pd.DataFrame
     notes: str
-    runs_figure: np.ndarray
-    """Every run's copy rate and held-out false-positive rate (default criterion)."""
-    first_figure: np.ndarray
-    """The core figure of the first run (the others: :func:`core_figure`)."""
 
 
 @dataclass
@@ -93,24 +90,34 @@ class Query:
 
 
 def overview(state: AppState) -> Overview:
-    """The headline table of every run and criterion, the runs figure and the first core figure."""
+    """The headline table of every run and criterion, with the notes on comparing them."""
     table = state.rates[list(HEADLINE)].rename(columns=HEADLINE)
     table = table.dropna(axis=1, how="all")
     notes = comparison_notes(list(state.runs.values()))
-    default = state.runs[state.first].default_criterion
     text = "\n".join(f"- {n}" for n in notes) or "All runs share their training and held-out sets."
-    return Overview(table.round(5), text, render(runs_figure(state.rates, default)),
-                    core_figure(state, state.first))
+    return Overview(table.round(5), text)
+
+
+def rates_figure(state: AppState) -> np.ndarray:
+    """Every run's copy rate beside its held-out false-positive rate, default criterion
+    (:func:`copyscope.analysis.figures.runs_figure`)."""
+    default = state.runs[state.first].default_criterion
+    return _figure(state, ("runs", default), lambda: runs_figure(state.rates, default))
 
 
 def core_figure(state: AppState, run: str) -> np.ndarray:
-    """The core figure of ``run`` (:func:`copyscope.analysis.distance_histogram`), rendered on
-    first use and kept; matplotlib is not thread-safe, so renders take turns."""
-    if run not in state.figures:
+    """The core figure of ``run`` (:func:`copyscope.analysis.distance_histogram`)."""
+    return _figure(state, ("core", run), lambda: distance_histogram(state.run(run)))
+
+
+def _figure(state: AppState, key: tuple[str, str], make: Callable[[], Figure]) -> np.ndarray:
+    """A figure rendered on first use and kept; matplotlib is not thread-safe, so renders take
+    turns."""
+    if key not in state.figures:
         with _RENDER:
-            if run not in state.figures:
-                state.figures[run] = render(distance_histogram(state.run(run)))
-    return state.figures[run]
+            if key not in state.figures:
+                state.figures[key] = render(make())
+    return state.figures[key]
 
 
 def copies(state: AppState, run: str, criterion: str = ALL, label: int | None = None,

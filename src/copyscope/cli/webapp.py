@@ -25,17 +25,15 @@ def app_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
 ) -> None:
     """Serve the web app: overview, copies, training items, query by drawing or upload, live."""
-    from copyscope.app import views
     from copyscope.app.state import find_runs, load_state
 
     paths = runs or find_runs()
     start = time.perf_counter()
     with console.status("loading the runs and indexing every training image..."), \
             ThreadPoolExecutor(1) as pool:
-        # Gradio is imported in the background while the runs load and the figures render
+        # Gradio is imported in the background while the runs load
         importing = pool.submit(importlib.import_module, "copyscope.app.ui")
         state = load_state(paths)
-        overview = views.overview(state)
         ui = importing.result()
     ui.check_port(host, port)
     console.print(f"Loaded {len(state.runs)} run(s) ({', '.join(state.runs)}) and indexed "
@@ -46,4 +44,4 @@ def app_command(
                       "from other machines.")
     console.print(f"Open [bold]http://{host}:{port}[/] in a browser (Ctrl+C stops the app).",
                   highlight=False)
-    ui.launch(state, host, port, overview=overview)
+    ui.launch(state, host, port)
