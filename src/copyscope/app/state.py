@@ -62,7 +62,11 @@ class AppState:
     references: dict[str, Reference]
     samples_searcher: Searcher
     sample_owner: pd.DataFrame
-    """Row i of the samples index: the run and the sample number it came from."""
+    """Row i of the samples index: the run and sample it came from, its nearest training item
+    and its verdict (``is_copy``)."""
+    landing: pd.DataFrame
+    """Per training item, over all runs: samples nearest to it (``n_nearest``) and copies of it
+    by each run's default criterion (``n_copies``)."""
     rates: pd.DataFrame
     """The per-criterion copy rates and held-out false-positive rates of every run."""
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -129,10 +133,10 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
             heldout=heldout,
             heldout_searcher=heldout_searchers[heldout.sha256],
         )
-    owner = pd.DataFrame({
-        "run": np.concatenate([np.full(len(r.samples), n, dtype=object) for n, r in runs.items()]),
-        "sample": np.concatenate([r.samples["sample"].to_numpy() for r in runs.values()]),
-    })
+    owner = pd.concat([r.samples[["sample", "nn_train", "is_copy"]].assign(run=n)
+                       for n, r in runs.items()], ignore_index=True)
+    owner = owner[["run", "sample", "nn_train", "is_copy"]]
+    landing = sum(r.items[["n_nearest", "n_copies"]] for r in runs.values())
     samples_searcher = make_searcher("int8").fit(
         np.concatenate([images[n]["samples"].flat for n in runs]))
     timings["index"] = time.perf_counter() - start
@@ -140,7 +144,8 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
     start = time.perf_counter()
     rates = trends.compare(list(runs.values()))
     timings["rates"] = time.perf_counter() - start
-    state = AppState(runs, train, searcher, references, samples_searcher, owner, rates, timings)
+    state = AppState(runs, train, searcher, references, samples_searcher, owner, landing, rates,
+                     timings)
     if warm_up:
         start = time.perf_counter()
         judge(state, train.images[:1], state.first)

@@ -193,8 +193,11 @@ def training_item(state: AppState, item: int) -> Item:
         raise CopyscopeError(f"training items are numbered 0 to {n - 1:,}; {item} is not one.")
     rows, gallery = [], []
     for name, data in state.runs.items():
-        view = item_view(data, item, per_item=len(data.samples))
-        rows.append({"run": name, **{k: view.row[k] for k in ITEM_COLUMNS}})
+        row = data.items.iloc[item]
+        rows.append({"run": name, **{k: row[k] for k in ITEM_COLUMNS}})
+        if row["n_nearest"] == 0:
+            continue  # no sample of this run landed here: nothing to look up
+        view = item_view(data, item, per_item=int(row["n_nearest"]))
         gallery += [(plain(im), f"{name} #{s} · L2 {d:.3f}{' · COPY' if f else ''}")
                     for im, s, d, f in zip(view.sample_images, view.samples["sample"],
                                            view.samples["nn_l2"], view.samples["is_copy"],
@@ -226,23 +229,19 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
     k = min(k, nb.index.shape[1])
     idx, d2 = nb.index[0, :k], nb.d2[0, :k]
     measures = pair_measures(np.repeat(q[None], k, 0), state.train.images[idx], d2)
-    landed = sum(r.items["n_nearest"].to_numpy()[idx] for r in state.runs.values())
-    copied = sum(r.items["n_copies"].to_numpy()[idx] for r in state.runs.values())
+    landed = state.landing.to_numpy()[idx]
     labels = state.train.labels[idx] if state.train.labels is not None else np.full(k, -1)
     table = pd.DataFrame({"rank": np.arange(1, k + 1), "item": idx, "label": labels,
                           **{m: measures[m] for m in ("rmse", "psnr", "ssim", "ms_ssim", "uiq")},
-                          "samples nearest (all runs)": landed, "copies (all runs)": copied})
+                          "samples nearest (all runs)": landed[:, 0],
+                          "copies (all runs)": landed[:, 1]})
     neighbours = [(plain(state.train.images[i]), f"#{i} · L2 {v:.4f}")
                   for i, v in zip(idx, measures["rmse"], strict=True)]
 
     m = min(n_samples, len(state.sample_owner))
     near = state.samples_searcher.search(q.reshape(1, -1), m, show=False)
     owners = state.sample_owner.iloc[near.index[0]].reset_index(drop=True)
-    owners["L2 to query"] = normalised_l2(near.d2[0], state.train.dim)
-    owners["is_copy"] = [bool(state.runs[r].samples["is_copy"].iat[s])
-                         for r, s in zip(owners["run"], owners["sample"], strict=True)]
-    owners["nn_train"] = [int(state.runs[r].samples["nn_train"].iat[s])
-                          for r, s in zip(owners["run"], owners["sample"], strict=True)]
+    owners.insert(2, "L2 to query", normalised_l2(near.d2[0], state.train.dim))
     samples = [(plain(state.runs[r].images("samples").images[s]), f"{r} #{s} · L2 {v:.3f}")
                for r, s, v in zip(owners["run"], owners["sample"], owners["L2 to query"],
                                   strict=True)]
