@@ -13,8 +13,8 @@ thread, see copyscope.app.state.load_state):
              per request (search, measures, verdicts, tables, images as arrays).
   server     Gradio's processing of the event (Blocks.process_api, timed by wrapping it in the
              server): the user's input decoded, the view, every output encoded. The app runs in
-             its own process (`--serve`); the requests come over HTTP (Gradio's REST API,
-             /gradio_api/call/<name>) from this one, as from a browser.
+             its own process (`--serve`); the requests come over HTTP from this one as the
+             browser sends them (these events skip Gradio's queue: POST /gradio_api/run/<name>).
   server CPU the CPU time the server process's threads used during the request (Linux /proc).
   round trip from the POST of the request to the last byte of its result on localhost.
 
@@ -238,11 +238,9 @@ def http_timings(runs: list[str], state, digits: np.ndarray, n: int
 def _requests(base: str, pid: int, log: Path, runs: list[str], state: Any, digits: np.ndarray,
               n: int, criteria: Any, client: Any) -> dict[str, dict[str, list[float]]]:
     def call(api: str, data: list[object]) -> None:
-        event = client.post(f"{base}/call/{api}", json={"data": data}).json()["event_id"]
-        with client.stream("GET", f"{base}/call/{api}/{event}") as stream:
-            text = "".join(stream.iter_text())
-        if "event: complete" not in text:
-            sys.exit(f"/{api} failed: {text[:300]}")
+        reply = client.post(f"{base}/run/{api}", json={"data": data})
+        if reply.status_code != 200:
+            sys.exit(f"/{api} failed: {reply.text[:300]}")
 
     uploads = []
     for i, d in enumerate(digits):
