@@ -323,6 +323,7 @@ def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, lis
         "per request (see the search section for that hunt's pace).", "",
         f"Written by `benchmarks/app.py` on {dt.date.today().isoformat()}.", "",
         f"    {command}", "",
+        *([args.note, ""] if args.note else []),
         machine(),
         f"- Load average (1, 5, 15 min) at the start {loads[0]}, at the end {loads[1]}",
         f"- Runs: {', '.join(state.runs)} ({n_samples:,} samples); training index: all "
@@ -379,6 +380,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="30 requests, 1 start-up; RESULTS.md "
                    "is left alone unless --results is given")
     p.add_argument("--results", type=Path, help=f"markdown file to update (default {RESULTS})")
+    p.add_argument("--note", default="", help="a sentence about the runs or the machine, "
+                   "printed under the command")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     p.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
