@@ -90,11 +90,12 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
     """Read the runs and build the indexes. All runs must be audited against one training set.
 
     ``threads`` sets torch's (process-wide) intra-op threads; None leaves them alone. The app
-    answers small requests (one query is a memory-bound pass over the training set; live
-    generation runs a small network on a few images), where one thread is about as fast as two on
-    an idle machine, and far faster on a busy one: OpenMP threads spin-wait for each other when
-    the cores are shared (we measured a query's p95 at 715 ms with 2 threads against 33 ms with
-    1 on our shared 2-core machine). Concurrent requests still use every core, one each.
+    answers small requests (a query is one pass of a single row over the training set; live
+    generation runs a small network on a few images), and on a busy machine one thread is far
+    faster than two: OpenMP threads spin-wait for each other when the cores are shared (a query's
+    p95 was 715 ms with 2 threads against 33 ms with 1 on our shared 2-core machine). On an idle
+    machine two threads might save a few milliseconds; we could not measure that here.
+    Concurrent requests still use every core, one each.
     ``warm_up`` runs one query through the searchers so that the first user request does not pay
     for torch's first-call set-up.
     """

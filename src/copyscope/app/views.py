@@ -256,8 +256,7 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
             f"{run}'s held-out control ({ref.heldout.source}); heldout_p = "
             f"{row['heldout_p']:.4f}. Judged as a generated sample of {run}. "
             + _verdict(flagged, ref.config.default))
-    return Query(q[..., 0] if q.shape[2] == 1 else q, neighbours, table.round(5), text, samples,
-                 owners.round(5))
+    return Query(plain(q), neighbours, table.round(5), text, samples, owners.round(5))
 
 
 def render(fig: Figure, dpi: int = 90) -> np.ndarray:
