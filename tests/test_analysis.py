@@ -291,7 +291,8 @@ def test_open_run_refuses_what_is_not_a_finished_audit(tmp_path, run):
     moved = tmp_path / "moved"
     shutil.copytree(run.path, moved)
     manifest = json.loads((moved / "run.json").read_text())
-    manifest["stages"]["audit"]["inputs"]["samples"]["spec"] = str(tmp_path / "gone.npy")
+    entry = manifest["stages"]["audit"]["inputs"]["samples"]
+    entry["spec"] = entry["resolved"] = str(tmp_path / "gone.npy")
     (moved / "run.json").write_text(json.dumps(manifest))
     with pytest.raises(CopyscopeError, match="cannot reload the audited samples"):
         open_run(moved).images("samples")
