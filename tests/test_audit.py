@@ -109,7 +109,7 @@ def test_an_interrupted_audit_resumes_from_finished_chunks(tmp_path, monkeypatch
     def failing_measures(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("copyscope.audit.pair_measures", failing_measures)
+    monkeypatch.setattr("copyscope.evidence.pair_measures", failing_measures)
     with pytest.raises(KeyboardInterrupt):
         audit(*args, out=tmp_path / "r", config=cfg, show=False)
     assert not (tmp_path / "r" / "samples.parquet").exists()

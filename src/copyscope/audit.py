@@ -23,6 +23,7 @@ from copyscope.cache import cached_arrays
 from copyscope.data import ImageSet, load
 from copyscope.detect import calibration, criteria, datacopying
 from copyscope.errors import CopyscopeError
+from copyscope.evidence import evidence_table, verdicts
 from copyscope.run import (
     RunDir,
     chunked,
@@ -34,7 +35,6 @@ from copyscope.run import (
     write_parquet,
 )
 from copyscope.search import Neighbours, make_searcher, normalised_l2
-from copyscope.similarity import pair_measures
 
 MIN_SIDE = 11  # SSIM's 11x11 Gaussian window
 
@@ -98,17 +98,15 @@ def audit(
     with _timed(timings, "measures"):
         train_knn_mean = train_nb.l2.mean(axis=1)
         null_d2 = ctrl_nb.d2[:, 0]
-        s_table = _evidence(s_set, sample_nb, sample_held, t_set, train_knn_mean,
+        s_table = evidence_table(s_set, sample_nb, sample_held, t_set, train_knn_mean,
                             calibration.heldout_p(sample_nb.d2[:, 0], null_d2), cfg, "sample")
         c_table = _cached_table(
             "controls", {"train": t_set.sha256, "heldout": h_set.sha256, "k": k,
                          "alpha": cfg.alpha},
-            lambda: _evidence(h_set, ctrl_nb, ctrl_held, t_set, train_knn_mean,
+            lambda: evidence_table(h_set, ctrl_nb, ctrl_held, t_set, train_knn_mean,
                               calibration.heldout_p_loo(null_d2), cfg, "heldout"))
-        params = {"gu_threshold": cfg.gu_threshold, "heldout_q": cfg.heldout_q,
-                  "l2_threshold": cfg.l2_threshold}
-        criteria.apply(s_table, params, cfg.default)
-        criteria.apply(c_table, params, cfg.default)
+        verdicts(s_table, cfg)
+        verdicts(c_table, cfg)
 
     with _timed(timings, "data_copying"):
         radius_d2 = float(np.quantile(null_d2, cfg.near_q))
@@ -205,38 +203,6 @@ def _search_samples(searcher: Any, held_searcher: Any, s_set: ImageSet, k: int, 
     r = chunked(len(s_set), chunk, compute, store, desc="search samples", show=show)
     return (Neighbours(r["d2"], r["index"], s_set.dim),
             Neighbours(r["hd2"], r["hindex"], s_set.dim))
-
-
-def _evidence(images: ImageSet, nb: Neighbours, nb_heldout: Neighbours, train: ImageSet,
-              train_knn_mean: np.ndarray, heldout_p: np.ndarray, cfg: AuditConfig,
-              id_column: str) -> pd.DataFrame:
-    """One row per query image: neighbours, calibrated distances and pair measures."""
-    l2 = nb.l2
-    nn = nb.index[:, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gu = l2[:, 0] / l2[:, 1]
-        carlini = l2[:, 0] / (cfg.alpha * train_knn_mean[nn])
-        carlini_sample = l2[:, 0] / (cfg.alpha * l2.mean(axis=1))
-    table: dict[str, Any] = {id_column: np.arange(len(images))}
-    if images.names is not None:
-        table["name"] = images.names
-    if images.labels is not None:
-        table["label"] = images.labels
-    table |= {
-        "nn_train": nn,
-        "nn_label": train.labels[nn] if train.labels is not None else np.full(len(nn), -1),
-        "nn_l2": l2[:, 0],
-        "nn2_train": nb.index[:, 1],
-        "nn2_l2": l2[:, 1],
-        "gu_ratio": gu,
-        "carlini": carlini,
-        "carlini_sample": carlini_sample,
-        "heldout_p": heldout_p,
-        "nn_heldout": nb_heldout.index[:, 0],
-        "nn_heldout_l2": nb_heldout.l2[:, 0],
-    }
-    table |= pair_measures(images.images, train.images[nn], nb.d2[:, 0])
-    return pd.DataFrame(table)
 
 
 def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_nb: Neighbours,

@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 
 from copyscope.analysis import RunData, open_run, trends
-from copyscope.audit import _evidence
 from copyscope.audit_config import AuditConfig
 from copyscope.data import ImageSet
-from copyscope.detect import calibration, criteria
+from copyscope.detect import calibration
 from copyscope.errors import CopyscopeError
+from copyscope.evidence import evidence_table, verdicts
 from copyscope.run import MANIFEST, RunDir
 from copyscope.search import Neighbours, Searcher, make_searcher
 
@@ -179,11 +179,9 @@ def judge(state: AppState, images: np.ndarray, run: str) -> tuple[pd.DataFrame, 
     k = min(cfg.neighbours, len(state.train) - 1)
     nb = state.searcher.search(query.flat, k, show=False)
     near_heldout = ref.heldout_searcher.search(query.flat, 1, show=False)
-    table = _evidence(query, nb, near_heldout, state.train, ref.train_knn_mean,
-                      calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample")
-    params = {"gu_threshold": cfg.gu_threshold, "heldout_q": cfg.heldout_q,
-              "l2_threshold": cfg.l2_threshold}
-    return criteria.apply(table, params, cfg.default), nb
+    table = evidence_table(query, nb, near_heldout, state.train, ref.train_knn_mean,
+                           calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample")
+    return verdicts(table, cfg), nb
 
 
 def _open_runs(paths: Sequence[str | Path]) -> dict[str, RunData]:
