@@ -84,23 +84,28 @@ def prepare(source: Path | None = None) -> Path:
 
 
 def load(split: str) -> ImageSet:
-    """The verified MNIST ``train`` (60,000) or ``test`` (10,000) split, fetched on first use."""
+    """The verified MNIST ``train`` (60,000) or ``test`` (10,000) split, fetched on first use.
+
+    Read and verified once per process; every call returns the same read-only ImageSet, so its
+    content hash is computed once too.
+    """
     if split not in SPLITS:
         raise CopyscopeError(f"mnist has no split {split!r}; use mnist:train or mnist:test.")
-    images, labels = _load_split(split)
-    return ImageSet(images[..., None], labels.astype(np.int64), source=f"mnist:{split}")
+    return _load_split(split)
 
 
 @cache
-def _load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_split(split: str) -> ImageSet:
     path = cache_path()
     if not path.exists():
         prepare()
     arrays = _read_cache(path)
     verify(arrays, str(path))
-    for a in arrays.values():
+    images = arrays[f"{split}_images"][..., None]
+    labels = arrays[f"{split}_labels"].astype(np.int64)
+    for a in (images, labels):
         a.setflags(write=False)
-    return arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    return ImageSet(images, labels, source=f"mnist:{split}")
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray]:
