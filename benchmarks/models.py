@@ -51,6 +51,34 @@ def speed(n: int, out: Path) -> None:
               f"{stage['samples_per_s']:.1f} ({sampler}) | {stage['peak_memory_mb']:.0f} MB |")
 
 
+def train_speed(steps: int) -> None:
+    """Seconds per training step measured now, in this process, with torch's default threads."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from copyscope.data import load
+    from copyscope.models import family_class
+
+    images = torch.from_numpy(np.moveaxis(load("mnist:train[:64]").images, -1, 1).copy())
+    print(f"\nTraining steps timed now (batch 64, {torch.get_num_threads()} threads, load "
+          f"average {os.getloadavg()[0]:.1f}):\n")
+    print("| family | s / step | s / epoch of 60,000 (938 steps) |")
+    print("|---|---|---|")
+    for family in SPEED:
+        cls = family_class(family)
+        torch.manual_seed(0)
+        model = cls(cls.Config()).train()
+        optimizers = model.configure_optimizers()
+        model.train_step(images, optimizers)  # warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_step(images, optimizers)
+        per_step = (time.perf_counter() - start) / steps
+        print(f"| {family} | {per_step:.3f} | {938 * per_step:.0f} |")
+
+
 def science(root: Path) -> None:
     table = pd.read_parquet(root / "study.parquet")
     main = table[~table["model"].str.contains("@")].copy()
@@ -127,7 +155,9 @@ def cost(config: Path, speed_out: Path, demo: Path) -> None:
 def _markdown(frame: pd.DataFrame) -> str:
     def cell(v: object) -> str:
         if isinstance(v, float):
-            return "" if v != v else f"{v:.3g}"
+            if v != v:
+                return ""
+            return f"{int(v):,}" if v.is_integer() and abs(v) >= 1 else f"{v:.3g}"
         return str(v)
 
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
@@ -142,6 +172,7 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--n", type=int, default=250)
     s.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "models")
+    s.add_argument("--train-steps", type=int, default=20)
     c = sub.add_parser("science")
     c.add_argument("root", type=Path)
     k = sub.add_parser("cost")
@@ -151,6 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.n, args.out)
+        train_speed(args.train_steps)
     elif args.what == "science":
         science(args.root)
     else:
