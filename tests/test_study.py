@@ -91,6 +91,8 @@ def test_a_study_trains_samples_audits_and_prints_the_table(study_file, run_cli,
 
 def test_running_a_study_again_skips_finished_stages(study_file, run_cli, monkeypatch):
     assert run_cli("run", study_file)[0] == 0
+    code, out = run_cli("run", study_file, "--only", "gan-z")
+    assert code == 2 and "no model 'gan-z'" in out
     before = pd.read_parquet(study_file.parent / "runs" / "study.parquet")
 
     def fail(*a, **k):

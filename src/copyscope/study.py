@@ -122,6 +122,10 @@ def read_study(path: str | Path) -> Study:
 def run_study(study: Study, only: list[str] | None = None, force: bool = False,
               show: bool = True) -> pd.DataFrame:
     """Run every stage that is not yet complete; return one row per model (and sweep point)."""
+    unknown = sorted(set(only or ()) - {m.name for m in study.models})
+    if unknown:
+        raise CopyscopeError(f"the study has no model {unknown[0]!r} "
+                             f"(it has {', '.join(m.name for m in study.models)}).")
     audit_config = AuditConfig()
     rows = []
     for spec in study.models:

@@ -94,7 +94,7 @@ def _train(train_set: ImageSet, cfg: ClassifierConfig, show: bool) -> dict[str, 
     model = Classifier()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     x = _nchw(train_set.images)
-    y = torch.from_numpy(train_set.labels)
+    y = torch.from_numpy(train_set.labels.copy())
     batches = [epoch_batches(len(x), cfg.batch_size, cfg.seed, e) for e in range(cfg.epochs)]
     progress = bar(sum(map(len, batches)), desc="train MNIST classifier", show=show, unit="step")
     for epoch_batches_ in batches:
