@@ -29,7 +29,7 @@ from copyscope.app.views import Captioned, plain
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import default_device
 from copyscope.models.pipeline import is_pipeline
-from copyscope.models.sample import SAMPLE, Sampler, _open
+from copyscope.models.sample import SAMPLE, Sampler, open_sampler
 from copyscope.models.train import checkpoints, derived_seed
 
 MAX_IMAGES = 16
@@ -130,4 +130,4 @@ def generate(state: AppState, source: Source, checkpoint: str | None = None,
 @lru_cache(maxsize=4)
 def _sampler(model: Path, checkpoint: str | None, steps: int | None) -> Sampler:
     """The sampling stage's model source, loaded once per (model, checkpoint, steps)."""
-    return _open(model, checkpoint, steps, False, default_device())
+    return open_sampler(model, checkpoint, steps, False, default_device())

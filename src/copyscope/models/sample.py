@@ -64,7 +64,7 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
     if steps is not None and steps < 1:
         raise CopyscopeError("Invalid sampling setting: steps must be at least 1.")
     device = device or default_device()
-    sampler = _open(source, checkpoint, steps, ancestral, device)
+    sampler = open_sampler(source, checkpoint, steps, ancestral, device)
     if out is None:
         if sampler.model["family"] == "pipeline":
             raise CopyscopeError(f"{source} is a diffusers pipeline; give --out for its samples.")
@@ -113,8 +113,13 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
     return run.path
 
 
-def _open(source: Path, checkpoint: str | None, steps: int | None, ancestral: bool,
-          device: str) -> Sampler:
+def open_sampler(source: Path, checkpoint: str | None, steps: int | None, ancestral: bool,
+                 device: str) -> Sampler:
+    """A ready generator for a training run's checkpoint or a diffusers pipeline directory.
+
+    Used by :func:`sample` and by the web app's live view, so both draw the same images for the
+    same checkpoint, steps and seed.
+    """
     if not source.is_dir():
         raise CopyscopeError(f"{source} does not exist or is not a folder.")
     if is_pipeline(source):
