@@ -25,6 +25,7 @@ data: setup
 demo: data
 	$(BIN)/copyscope run configs/demo.toml
 	$(BIN)/copyscope report runs/demo/*/ --out runs/demo/report.html
+	@echo "Explore every copy in the web app: $(BIN)/copyscope app runs/demo/*/  then open http://127.0.0.1:7860"
 
 test: data
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
