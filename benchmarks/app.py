@@ -54,10 +54,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from results import replace_section
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"
-BEGIN, END = "<!-- app:begin -->", "<!-- app:end -->"
 BUDGET_MS = {"query": 50.0, "other": 200.0}
 SEED = 0
 LIVE_STEPS = (20, 50)  # DDIM steps timed for diffusion runs, besides the run's own
@@ -357,20 +357,6 @@ def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, lis
     return "\n".join(lines)
 
 
-def update_results(path: Path, section: str) -> None:
-    """Replace the app section between its markers (append it if absent)."""
-    from copyscope.run import atomic_path
-
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(new)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", help="run directories (default: every audit under runs/)")
@@ -410,7 +396,7 @@ def main() -> None:
     print("\n" + section)
     target = args.results or (None if args.quick else RESULTS)
     if target is not None:
-        update_results(target, section)
+        replace_section(target, "app", section)
         print(f"\nupdated the app section of {target}")
 
 

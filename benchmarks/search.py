@@ -30,8 +30,8 @@ Measured per method, each in a fresh Python process on the same arrays (read fro
   GFLOP/s      2 M N D / seconds (D = 784), against the machine's fp32 GEMM peak measured in the
                same run (torch.mm on large square matrices), and against the peak of the method's
                own arithmetic (torch._int_mm for int8, fp16 matmul for fp16).
-  memory       peak resident set size during the call (getrusage ru_maxrss, its mark reset
-               through /proc/self/clear_refs after the data are loaded and the library imported)
+  memory       peak resident set size during the call (VmHWM, its mark reset through
+               /proc/self/clear_refs after the data are loaded and the library imported)
                minus the resident size before it: the method's own working memory. On CUDA also
                torch.cuda.max_memory_allocated.
   exactness    copyscope's k neighbours are checked against a float64 brute force on --verify
@@ -67,10 +67,11 @@ from importlib import metadata, util
 from pathlib import Path
 
 import numpy as np
+from results import replace_section
 
 from copyscope.errors import CopyscopeError
 from copyscope.progress import bar
-from copyscope.run import atomic_path, versions
+from copyscope.run import versions
 from copyscope.search.base import exact_d2
 
 ROOT = Path(__file__).resolve().parent
@@ -210,11 +211,20 @@ def hunt(x: np.ndarray, q: np.ndarray, picks: np.ndarray, budget: float) -> dict
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident set size (MiB): VmHWM on Linux, which clear_refs resets.
+
+    getrusage's ru_maxrss is no use here: a child started by fork + exec inherits the parent's
+    peak, so a method that stays below the parent's (e.g. the 100,000-sample workload's) read 0.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def reset_peak_rss() -> float:
-    """Reset the kernel's peak-RSS mark to the current RSS and return it (MiB).
+    """Reset the peak-RSS mark to the current RSS and return it (MiB).
 
     Linux resets it through /proc/self/clear_refs; elsewhere the peak so far is the baseline,
     which undercounts a method that stays below an earlier transient peak (e.g. of an import).
@@ -581,8 +591,8 @@ def reading(args: argparse.Namespace, tables: list[Table], peaks: dict[str, obje
                          f"{100 * ours['gflops'] / peaks['fp32']:.0f}% of the measured fp32 peak)")
     if timed:
         text.append(f"copyscope's exact int8 search did {join(timed)}.")
-    inexact = [f"{METHODS[name].label} got all {k} distances right for only "
-               f"{100 * f['knn_exact']:.2f}% of the {t.m:,} samples"
+    inexact = [f"{METHODS[name].label} got all {k} distances right for "
+               f"{share(round(f['knn_exact'] * t.m), t.m)} of the {t.m:,} samples"
                for t in tables for name, f in t.facts.items() if f.get("knn_exact", 1.0) < 1.0]
     if inexact:
         text.append("Not every method is exact: " + "; ".join(inexact) + ".")
@@ -602,19 +612,6 @@ def reading(args: argparse.Namespace, tables: list[Table], peaks: dict[str, obje
 
 def join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def update_results(path: Path, device: str, section: str) -> None:
-    """Replace this device's search section between its markers (append it if absent)."""
-    begin, end = f"<!-- search:{device}:begin -->", f"<!-- search:{device}:end -->"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{section.rstrip()}\n{end}"
-    if begin in old and end in old:
-        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(new)
 
 
 def main() -> None:
@@ -655,7 +652,7 @@ def main() -> None:
     print("\n" + section)
     target = args.results or (None if args.quick else RESULTS)
     if target is not None:
-        update_results(target, args.device, section)
+        replace_section(target, f"search:{args.device}", section)
         print(f"\nupdated the {args.device} search section of {target}")
 
 
