@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from copyscope.data import load
 from copyscope.errors import CopyscopeError
@@ -13,6 +12,8 @@ from copyscope.models.classifier import ClassifierConfig, mnist_classifier
 from copyscope.models.train import TrainConfig, train
 from copyscope.quality import frechet_distance, sample_quality
 from copyscope.study import read_study, run_study
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STUDY = """
 [study]
@@ -43,15 +44,6 @@ from = "{source}"
 samples = 40
 settings = {{ width = 8, latent_dim = 16, dropout = 0.0 }}
 """
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster when other work shares the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
