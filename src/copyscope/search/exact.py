@@ -3,12 +3,13 @@
 Shifting pixels by 128 turns uint8 into int8 (q' = q - 128, x' = x - 128) without changing any
 distance, so ||q - x||^2 = ||q'||^2 + ||x'||^2 - 2 q'.x'. Ranking the training items for one query
 only needs s(x) = ||x'||^2 - 2 q'.x', and ``torch._int_mm`` computes q'.x' exactly in int32 (VNNI
-on x86), about 2.7x the throughput of fp32 sgemm on the machines we measured. Nothing is rounded,
-so the ranking is the float64 brute-force ranking. Queries are processed in blocks written into
-one reused output buffer (fresh 100 MB allocations cost more in page faults than the multiply),
-and the top-k selection runs on each block as soon as it is computed, in two exact stages: the
-minimum of each group of 16 columns, the k best groups, then top-k inside those k groups only
-(the k-th smallest group minimum bounds the k-th smallest score, so nothing is lost).
+on x86), 5.6x the throughput of fp32 sgemm on our 2-core CPU (benchmarks/RESULTS.md). Nothing
+is rounded, so the ranking is the float64 brute-force ranking. Queries are processed in blocks
+written into one reused output buffer (fresh 100 MB allocations cost more in page faults than
+the multiply), and the top-k selection runs on each block as soon as it is computed, in two exact
+stages: the minimum of each group of 16 columns, the k best groups, then top-k inside those k
+groups only (the k-th smallest group minimum bounds the k-th smallest score, so nothing is
+lost).
 
 For d > 33,024 the int32 scores could overflow, and the search falls back to float64, which
 is exact for any 8-bit image size.
