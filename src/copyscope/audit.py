@@ -105,8 +105,8 @@ def audit(
                          "alpha": cfg.alpha},
             lambda: evidence_table(h_set, ctrl_nb, ctrl_held, t_set, train_knn_mean,
                               calibration.heldout_p_loo(null_d2), cfg, "heldout"))
-        verdicts(s_table, cfg)
-        verdicts(c_table, cfg)
+        s_table = verdicts(s_table, cfg)
+        c_table = verdicts(c_table, cfg)
 
     with _timed(timings, "data_copying"):
         radius_d2 = float(np.quantile(null_d2, cfg.near_q))

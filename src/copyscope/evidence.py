@@ -20,8 +20,12 @@ from copyscope.similarity import pair_measures
 
 def evidence_table(images: ImageSet, nb: Neighbours, nb_heldout: Neighbours, train: ImageSet,
                    train_knn_mean: np.ndarray, heldout_p: np.ndarray, cfg: AuditConfig,
-                   id_column: str) -> pd.DataFrame:
-    """One row per query image: neighbours, calibrated distances and pair measures."""
+                   id_column: str, measures: bool = True) -> pd.DataFrame:
+    """One row per query image: neighbours, calibrated distances and pair measures.
+
+    ``measures=False`` leaves out the pair measures (no criterion reads them), for a caller that
+    measures the image against more neighbours than the nearest anyway (the app's query).
+    """
     l2 = nb.l2
     nn = nb.index[:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -46,12 +50,14 @@ def evidence_table(images: ImageSet, nb: Neighbours, nb_heldout: Neighbours, tra
         "nn_heldout": nb_heldout.index[:, 0],
         "nn_heldout_l2": nb_heldout.l2[:, 0],
     }
-    table |= pair_measures(images.images, train.images[nn], nb.d2[:, 0])
+    if measures:
+        table |= pair_measures(images.images, train.images[nn], nb.d2[:, 0])
     return pd.DataFrame(table)
 
 
 def verdicts(table: pd.DataFrame, cfg: AuditConfig) -> pd.DataFrame:
-    """Add ``copy_<criterion>`` for every criterion and ``is_copy`` for ``cfg.default``."""
+    """``table`` with ``copy_<criterion>`` for every criterion and ``is_copy`` for
+    ``cfg.default``."""
     params = {"gu_threshold": cfg.gu_threshold, "heldout_q": cfg.heldout_q,
               "l2_threshold": cfg.l2_threshold}
     return criteria.apply(table, params, cfg.default)

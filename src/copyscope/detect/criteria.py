@@ -6,9 +6,11 @@ images; the held-out flag rate is that criterion's false-positive rate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +21,8 @@ class Criterion:
     name: str
     rule: str
     citation: str
-    flag: Callable[[pd.DataFrame, dict[str, float]], pd.Series]
+    flag: Callable[[Mapping[str, np.ndarray], dict[str, float]], np.ndarray]
+    """The verdict of each row, from the evidence's columns and the audit's parameters."""
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -69,8 +72,13 @@ CRITERIA: dict[str, Criterion] = {
 
 
 def apply(table: pd.DataFrame, params: dict[str, float], default: str) -> pd.DataFrame:
-    """Add one boolean ``copy_<criterion>`` column per criterion and ``is_copy`` for the default."""
-    for c in CRITERIA.values():
-        table[f"copy_{c.name}"] = c.flag(table, params).to_numpy(dtype=bool)
-    table["is_copy"] = table[f"copy_{default}"]
-    return table
+    """``table`` with one boolean ``copy_<criterion>`` column per criterion and ``is_copy`` for
+    the default. The rules run on NumPy columns and the flags join the table in one step (pandas
+    operations one at a time cost the app's one-row query 4 ms)."""
+    import pandas as pd
+
+    columns = {c: table[c].to_numpy() for c in table.columns}
+    flags = {f"copy_{c.name}": np.asarray(c.flag(columns, params), dtype=bool)
+             for c in CRITERIA.values()}
+    flags["is_copy"] = flags[f"copy_{default}"]
+    return pd.concat([table, pd.DataFrame(flags, index=table.index)], axis=1)
