@@ -13,14 +13,14 @@ import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from PIL import Image
 
-from copyscope.analysis import distance_histogram, item_view, most_regenerated, pair_view
-from copyscope.analysis.figures import runs_figure
+from copyscope import analysis
+from copyscope.analysis import item_view, most_regenerated, pair_view
 from copyscope.analysis.pairs import MEASURES, PANELS
 from copyscope.analysis.trends import comparison_notes
 from copyscope.app.preprocess import to_training_format
@@ -29,6 +29,9 @@ from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.search import normalised_l2
 from copyscope.similarity import pair_measures
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Captioned = tuple[np.ndarray, str]
 _RENDER = threading.Lock()
@@ -102,17 +105,19 @@ def rates_figure(state: AppState) -> np.ndarray:
     """Every run's copy rate beside its held-out false-positive rate, default criterion
     (:func:`copyscope.analysis.figures.runs_figure`)."""
     default = state.runs[state.first].default_criterion
-    return _figure(state, ("runs", default), lambda: runs_figure(state.rates, default))
+    return _figure(state, ("runs", default),
+                   lambda: analysis.figures.runs_figure(state.rates, default))
 
 
 def core_figure(state: AppState, run: str) -> np.ndarray:
     """The core figure of ``run`` (:func:`copyscope.analysis.distance_histogram`)."""
-    return _figure(state, ("core", run), lambda: distance_histogram(state.run(run)))
+    return _figure(state, ("core", run),
+                   lambda: analysis.distance_histogram(state.run(run)))
 
 
 def _figure(state: AppState, key: tuple[str, str], make: Callable[[], Figure]) -> np.ndarray:
     """A figure rendered on first use and kept; matplotlib is not thread-safe, so renders take
-    turns."""
+    turns. (matplotlib itself loads with the first figure, after the server listens.)"""
     if key not in state.figures:
         with _RENDER:
             if key not in state.figures:
@@ -224,7 +229,7 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
     """
     q = to_training_format(image, state.train.image_shape)
     run = state.first
-    evidence, nb = judge(state, q[None], run)
+    evidence, nb = judge(state, q[None], run, measures=False)  # measured below, k of them
     row = evidence.iloc[0]
     k = min(k, nb.index.shape[1])
     idx, d2 = nb.index[0, :k], nb.d2[0, :k]
