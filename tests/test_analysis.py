@@ -247,6 +247,19 @@ def test_compare_orders_runs_and_keeps_each_rate_beside_its_control(runs):
     assert trends.comparison_notes(runs) == []
 
 
+def test_saved_rates_are_the_rates_of_their_own_audit_only(run, tmp_path):
+    copy = open_run(shutil.copytree(run.path, tmp_path / "copy"))
+    analyse(copy)
+    pd.testing.assert_frame_equal(trends.saved_rates(copy), trends.rates(copy))
+    saved = copy.path / "analysis" / "rates.parquet"
+    pd.read_parquet(saved).assign(p_vs_heldout=-1.0).to_parquet(saved)
+    assert (trends.saved_rates(copy)["p_vs_heldout"] == -1.0).all()  # read, not recomputed
+    manifest = json.loads((copy.path / "run.json").read_text())
+    manifest["stages"]["analysis"]["inputs"]["audit"] = {"another": "audit"}
+    (copy.path / "run.json").write_text(json.dumps(manifest))
+    assert (trends.saved_rates(open_run(copy.path))["p_vs_heldout"] >= 0).all()
+
+
 def test_comparison_notes_name_different_controls(runs, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(runs[0].path, other)

@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pytorch_msssim import ssim
-from sewar.full_ref import sam, uqi
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from copyscope.search.base import normalised_l2
 
@@ -50,6 +47,12 @@ def pair_measures(a: np.ndarray, b: np.ndarray, d2: np.ndarray) -> dict[str, np.
     ``d2`` is the exact squared pixel distance of each pair (from the search) and gives RMSE and
     PSNR without rounding.
     """
+    # Loaded on first use: torchmetrics (which imports matplotlib) and sewar (SciPy's statistics)
+    # take about 2 s to import, which the web app's start-up would otherwise pay.
+    from pytorch_msssim import ssim
+    from sewar.full_ref import sam, uqi
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
     n, h, w, c = a.shape
     rmse = normalised_l2(np.asarray(d2), h * w * c)
     with np.errstate(divide="ignore"):

