@@ -85,7 +85,7 @@ class AppState:
         return self.runs[name]
 
 
-def load_state(paths: Sequence[str | Path], warm_up: bool = True,
+def load_state(paths: Sequence[str | Path], warm: bool = True,
                threads: int | None = THREADS) -> AppState:
     """Read the runs and build the indexes. All runs must be audited against one training set.
 
@@ -96,8 +96,8 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
     p95 was 715 ms with 2 threads against 33 ms with 1 on our shared 2-core machine). On an idle
     machine two threads might save a few milliseconds; we could not measure that here.
     Concurrent requests still use every core, one each.
-    ``warm_up`` runs one query through the searchers so that the first user request does not pay
-    for torch's first-call set-up.
+    ``warm`` runs :func:`warm_up` before returning; the app runs it in the background once its
+    server listens instead.
     """
     if not paths:
         raise CopyscopeError("the app needs at least one run directory written by "
@@ -144,15 +144,22 @@ def load_state(paths: Sequence[str | Path], warm_up: bool = True,
 
     start = time.perf_counter()
     rates = trends.compare(list(runs.values()))
+    rates["run"] = rates["path"].map({str(r.path): name for name, r in runs.items()})
     timings["rates"] = time.perf_counter() - start
     state = AppState(runs, train, searcher, references, samples_searcher, owner, landing, rates,
                      timings)
-    if warm_up:
-        start = time.perf_counter()
-        judge(state, train.images[:1], state.first)
-        samples_searcher.search(train.flat[:1], 1, show=False)
-        timings["warm_up"] = time.perf_counter() - start
+    if warm:
+        warm_up(state)
     return state
+
+
+def warm_up(state: AppState) -> None:
+    """Judge one image and search the samples index once, so that the first user request pays
+    neither torch's first-call set-up nor the import of the measures' libraries (~2 s)."""
+    start = time.perf_counter()
+    judge(state, state.train.images[:1], state.first)
+    state.samples_searcher.search(state.train.flat[:1], 1, show=False)
+    state.timings_s["warm_up"] = time.perf_counter() - start
 
 
 def find_runs(folder: str | Path = "runs") -> list[Path]:
@@ -167,11 +174,13 @@ def find_runs(folder: str | Path = "runs") -> list[Path]:
     return done
 
 
-def judge(state: AppState, images: np.ndarray, run: str) -> tuple[pd.DataFrame, Neighbours]:
+def judge(state: AppState, images: np.ndarray, run: str, measures: bool = True
+          ) -> tuple[pd.DataFrame, Neighbours]:
     """The audit's evidence and verdicts for new uint8 images (N, H, W, C) as samples of ``run``.
 
     Returns the table ``copyscope audit`` would write to samples.parquet for them (one row each,
-    ``sample`` numbering them 0..N-1) and their exact training neighbours, nearest first.
+    ``sample`` numbering them 0..N-1; without the pair measures if ``measures`` is False) and
+    their exact training neighbours, nearest first.
     """
     ref = state.references[run]
     cfg = ref.config
@@ -180,7 +189,8 @@ def judge(state: AppState, images: np.ndarray, run: str) -> tuple[pd.DataFrame, 
     nb = state.searcher.search(query.flat, k, show=False)
     near_heldout = ref.heldout_searcher.search(query.flat, 1, show=False)
     table = evidence_table(query, nb, near_heldout, state.train, ref.train_knn_mean,
-                           calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample")
+                           calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample",
+                           measures)
     return verdicts(table, cfg), nb
 
 

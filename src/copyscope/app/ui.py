@@ -35,7 +35,7 @@ from PIL import Image
 
 from copyscope.app import live, views
 from copyscope.app.preprocess import read_upload
-from copyscope.app.state import AppState
+from copyscope.app.state import AppState, warm_up
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 
@@ -93,10 +93,10 @@ def build(state: AppState) -> gr.Blocks:
     """The whole app for a loaded state (see :func:`copyscope.app.state.load_state`).
 
     The overview's figures arrive when the page loads (rendered by then in the background, see
-    :func:`warm_up`), so the server starts without waiting for matplotlib. Every event but live
-    generation skips Gradio's queue (``queue=False``: a direct POST instead of a queued job
-    streamed back): they answer in milliseconds, and the queue cost about 10 ms of server CPU
-    per request on our 2-core machine."""
+    :func:`warm_in_background`), so the server starts without waiting for matplotlib. Every
+    event but live generation skips Gradio's queue (``queue=False``: a direct POST instead of a
+    queued job streamed back): they answer in milliseconds, and the queue cost about 10 ms of
+    server CPU per request on our 2-core machine."""
     runs = list(state.runs)
     criteria = [views.ALL, *CRITERIA]
     labels = [ANY_CLASS] + ([str(c) for c in np.unique(state.train.labels)]
@@ -131,17 +131,19 @@ def launch(state: AppState, host: str = HOST, port: int = PORT, block: bool = Tr
                max_file_size=MAX_UPLOAD, share=False, ssr_mode=False, mcp_server=False,
                pwa=False, show_error=False, footer_links=[], quiet=True,
                prevent_thread_lock=True)
-    warm_up(state)
+    warm_in_background(state)
     if block:
         app.block_thread()
     return app
 
 
-def warm_up(state: AppState) -> threading.Thread:
-    """Once the server listens: render every run's core figure and load every live model in
-    the background, so that choosing either later answers at once."""
+def warm_in_background(state: AppState) -> threading.Thread:
+    """Once the server listens, in the background: the first query's set-up
+    (:func:`copyscope.app.state.warm_up`), every run's core figure and every live model, so that
+    each answers at once when asked for."""
 
     def work() -> None:
+        warm_up(state)
         views.rates_figure(state)
         for run in state.runs:
             views.core_figure(state, run)

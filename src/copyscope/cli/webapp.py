@@ -33,7 +33,7 @@ def app_command(
             ThreadPoolExecutor(1) as pool:
         # Gradio is imported in the background while the runs load
         importing = pool.submit(importlib.import_module, "copyscope.app.ui")
-        state = load_state(paths)
+        state = load_state(paths, warm=False)  # warmed up once the server listens
         ui = importing.result()
     ui.check_port(host, port)
     console.print(f"Loaded {len(state.runs)} run(s) ({', '.join(state.runs)}) and indexed "
