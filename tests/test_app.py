@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from copyscope.analysis import analyse
 from copyscope.app import live, ui, views
 from copyscope.app.preprocess import read_upload, to_training_format
 from copyscope.app.state import _open_runs, find_runs, judge, load_state
@@ -81,6 +83,7 @@ def test_a_training_image_uploaded_as_png_finds_itself_among_all_60000(state, tr
     q = views.query(state, read_upload(path))
     assert (q.image == train60k[item, ..., 0]).all()
     assert q.table["item"].iloc[0] == item and q.table["rmse"].iloc[0] == 0
+    assert q.table["ssim"].iloc[0] == pytest.approx(1) and q.table["uiq"].iloc[0] == 1
     assert len(q.neighbours) == views.QUERY_K and (np.diff(q.table["rmse"]) >= 0).all()
     assert "This exact image is in the training set" in q.text
     assert "closer than **100.0%**" in q.text
@@ -153,12 +156,29 @@ def test_pair_and_item_views_show_a_copy_beside_its_source(state, train60k):
 def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state):
     ov = views.overview(state)
     assert len(ov.table) == len(state.runs) * len(CRITERIA)
+    assert set(ov.table["run"]) == set(state.runs)
     assert {"copy rate", "held-out FPR", "FPR CI high"} <= set(ov.table.columns)
     figures = [views.rates_figure(state), views.core_figure(state, "planted"),
                views.core_figure(state, "real")]
     assert all(im.ndim == 3 and im.std() > 10 for im in figures)
     assert views.core_figure(state, "real") is figures[2]  # rendered once
     assert not np.array_equal(figures[1], figures[2])
+
+
+def test_runs_load_without_the_libraries_the_app_loads_once_it_listens(runs, tmp_path):
+    """Start-up speed, without timing anything (benchmarks/app.py does): matplotlib, SciPy's
+    statistics, torchmetrics, sewar and diffusers load only in the background warm-up."""
+    run = shutil.copytree(runs / "real", tmp_path / "real")
+    analyse(run)  # its saved rates stand in for SciPy's Fisher test
+    code = ("import sys, copyscope.cli, copyscope.app.ui\n"
+            "from copyscope.app.state import load_state\n"
+            f"load_state([{str(run)!r}], warm=False)\n"
+            "print([m for m in ('matplotlib', 'scipy.stats', 'torchmetrics', 'sewar', "
+            "'diffusers') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_runs_of_another_training_set_or_missing_are_refused(runs, tmp_path, run_cli,
