@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/app.py                  # every finished audit under runs/
     .venv/bin/python benchmarks/app.py RUN [RUN ...]    # these runs
     .venv/bin/python benchmarks/app.py --quick          # fewer requests; RESULTS.md left alone
+    .venv/bin/python benchmarks/app.py --startup-only   # start-up alone, printed
 
 Measured on the given runs (`make demo`'s, by default), with the app's own settings (one torch
 thread, see copyscope.app.state.load_state):
@@ -328,6 +329,22 @@ def row(name: str, kind: str, t: dict[str, float], budget: float | None) -> str:
             f"| {limit} | {verdict} |")
 
 
+def startup_text(boot: dict[str, list[float]]) -> str:
+    b, q, cpu = (percentiles(boot[k]) for k in ("page", "query", "cpu"))
+    return (
+        f"Start-up, {b['n']} fresh processes of `copyscope app` (runs read, every training "
+        "image indexed, UI built): the page answers after a median "
+        f"{b['median'] / 1000:.1f} s (max {b['max'] / 1000:.1f} s), and a query uploaded at that "
+        f"moment is answered after a median {q['median'] / 1000:.1f} s (max "
+        f"{q['max'] / 1000:.1f} s; it waits for the background warm-up to load the measures' "
+        "libraries). Each launch, page / first query: "
+        + ", ".join(f"{p:.1f} / {f:.1f} s" for p, f in zip(boot["page"], boot["query"],
+                                                          strict=True))
+        + f". Budget < 10 s: {'yes' if b['max'] < 10_000 else '**no**'} for the page (every "
+        f"launch), {'yes' if q['max'] < 10_000 else '**no**'} for the first query (every "
+        f"launch). CPU time used by the page's answer: median {cpu['median'] / 1000:.1f} s.")
+
+
 def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, list[float]],
            views_: dict[str, dict[str, list[float]]], http: dict[str, dict[str, list[float]]],
            loads: tuple[str, str]) -> str:
@@ -335,7 +352,6 @@ def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, lis
     exe_text = os.path.relpath(exe) if exe.is_relative_to(Path.cwd()) else exe.name
     command = shlex.join([exe_text, os.path.relpath(__file__), *sys.argv[1:]])
     n_samples = sum(len(r.samples) for r in state.runs.values())
-    b, q, cpu = (percentiles(boot[k]) for k in ("page", "query", "cpu"))
     lines = [
         "## Web app: start-up and views on CPU", "",
         "The app answers a drawn or uploaded query in the times below with the index of all "
@@ -348,18 +364,7 @@ def report(args: argparse.Namespace, runs: list[str], state, boot: dict[str, lis
         f"- Load average (1, 5, 15 min) at the start {loads[0]}, at the end {loads[1]}",
         f"- Runs: {', '.join(state.runs)} ({n_samples:,} samples); training index: all "
         f"{len(state.train):,} training images, exact int8 search", "",
-        f"Start-up, {b['n']} fresh processes of `copyscope app` (runs read, every training "
-        "image indexed, UI built): the page answers after a median "
-        f"{b['median'] / 1000:.1f} s (max {b['max'] / 1000:.1f} s), and a query uploaded at that "
-        f"moment is answered after a median {q['median'] / 1000:.1f} s (max "
-        f"{q['max'] / 1000:.1f} s; it waits for the background warm-up to load the measures' "
-        f"libraries). Each launch, page / first query: "
-        + ", ".join(f"{p:.1f} / {f:.1f} s" for p, f in zip(boot["page"], boot["query"],
-                                                          strict=True))
-        + f". Budget < 10 s: {'yes' if b['max'] < 10_000 else '**no**'} for the page (every "
-        f"launch), {'yes' if q['max'] < 10_000 else '**no**'} for the first query (every "
-        f"launch). CPU time used by the page's answer: median {cpu['median'] / 1000:.1f} s. "
-        "In-process `load_state` split: "
+        startup_text(boot) + " In-process `load_state` split: "
         + ", ".join(f"{k} {v:.2f} s" for k, v in state.timings_s.items()) + ".", "",
         "Milliseconds per request. *view*: the view function alone (wall clock); *view CPU*: "
         "the CPU time it used, i.e. its cost on a core it does not share; *server*: Gradio's "
@@ -393,6 +398,8 @@ def main() -> None:
     p.add_argument("--startups", type=int, default=5, help="fresh `copyscope app` processes")
     p.add_argument("--quick", action="store_true", help="30 requests, 1 start-up; RESULTS.md "
                    "is left alone unless --results is given")
+    p.add_argument("--startup-only", action="store_true", help="time --startups launches "
+                   "only and print them; RESULTS.md is left alone")
     p.add_argument("--results", type=Path, help=f"markdown file to update (default {RESULTS})")
     p.add_argument("--note", default="", help="a sentence about the runs or the machine, "
                    "printed under the command")
@@ -414,6 +421,9 @@ def main() -> None:
         runs = [str(r) for r in (args.runs or find_runs())]
         digits = load("mnist:test").images[-args.queries:, ..., 0]
         boot = startup(runs, args.startups, digits[0])
+        if args.startup_only:
+            print(f"{startup_text(boot)} Load average at the end: {load_average()}.")
+            return
         state = load_state(runs)
     except CopyscopeError as e:
         sys.exit(str(e))
