@@ -122,7 +122,7 @@ def science(root: Path) -> None:
 
 
 def cost(config: Path, speed_out: Path, demo: Path) -> None:
-    from copyscope.models.train import epoch_batches
+    from copyscope.seeds import epoch_batches
     from copyscope.study import read_study
 
     study = read_study(config)

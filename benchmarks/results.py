@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copyscope.run import atomic_path
+from copyscope.files import atomic_path
 
 
 def replace_section(path: Path, name: str, section: str) -> None:

@@ -71,7 +71,7 @@ from results import replace_section
 
 from copyscope.errors import CopyscopeError
 from copyscope.progress import bar
-from copyscope.run import versions
+from copyscope.rundir import versions
 from copyscope.search.base import exact_d2
 
 ROOT = Path(__file__).resolve().parent

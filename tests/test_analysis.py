@@ -22,13 +22,13 @@ from copyscope.analysis import (
     item_view,
     items,
     most_regenerated,
-    open_run,
+    open_audit,
     pair_view,
     top_copies,
     trends,
 )
-from copyscope.audit import audit
 from copyscope.errors import CopyscopeError
+from copyscope.stages.audit import audit
 
 TRAIN, HELDOUT, REAL = "mnist:train[:2000]", "mnist:test[:1000]", "mnist:test[5000:5300]"
 
@@ -59,7 +59,7 @@ def planted(train60k, test10k, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(planted):
-    return open_run(planted[0])
+    return open_audit(planted[0])
 
 
 def test_planted_copies_are_the_only_copies(run, planted):
@@ -112,7 +112,7 @@ def test_per_class_counts(run, planted, train60k):
     assert table["samples"].sum() == len(run.samples)
     assert table["heldout"].sum() == len(run.controls)
     assert table["train_items"].sum() == len(run.items)
-    assert table["heldout_flagged"].sum() == run.summary["criteria"]["heldout"]["heldout_flagged"]
+    assert table["heldout_flagged"].sum() == run.summary.criteria["heldout"].heldout_flagged
     one = table.loc[labels[next(iter(plant))]]
     assert one["copy_ci_low"] <= one["copy_rate"] <= one["copy_ci_high"]
 
@@ -191,7 +191,7 @@ def test_analyse_writes_the_tables_and_records_the_stage(run):
         pd.testing.assert_frame_equal(stored, table, check_dtype=False)
     stage = json.loads((run.path / "run.json").read_text())["stages"]["analysis"]
     assert stage["seeds"]["concentration_subsample"] == 3 and stage["status"] == "complete"
-    assert stage["inputs"]["audit"] == run.audit["identity"]
+    assert stage["inputs"]["audit"] == run.record.to_json()["identity"]
 
 
 def test_core_figure_marks_the_thresholds(run):
@@ -225,7 +225,7 @@ def runs(planted, tmp_path_factory):
                 "steps": 50 if family == "diffusion" else None, "seed": 7}
         (path / "run.json").write_text(json.dumps(manifest))
         paths.append(path)
-    return [open_run(p) for p in paths]
+    return [open_audit(p) for p in paths]
 
 
 def test_compare_orders_runs_and_keeps_each_rate_beside_its_control(runs):
@@ -235,11 +235,11 @@ def test_compare_orders_runs_and_keeps_each_rate_beside_its_control(runs):
                                        "outside"]
     assert default["train_size"].tolist()[:4] == [300, 300, 300, 60000]
     assert default["family"].isna().tolist() == [False, False, False, False, True]
-    assert len(table) == len(runs) * len(runs[0].summary["criteria"])
-    c = runs[0].summary["criteria"]["heldout"]
+    assert len(table) == len(runs) * len(runs[0].summary.criteria)
+    c = runs[0].summary.criteria["heldout"]
     row = default.iloc[0]
-    assert row["copies"] == c["copies"] and row["heldout_fpr"] == c["heldout_fpr"]
-    assert [row["copy_ci_low"], row["copy_ci_high"]] == c["copy_rate_ci95"]
+    assert row["copies"] == c.copies and row["heldout_fpr"] == c.heldout_fpr
+    assert [row["copy_ci_low"], row["copy_ci_high"]] == c.copy_rate_ci95
     n_s, n_h = row["n_samples"], row["n_heldout"]
     p = fisher_exact([[row["copies"], n_s - row["copies"]],
                       [row["heldout_flagged"], n_h - row["heldout_flagged"]]], "greater").pvalue
@@ -248,7 +248,7 @@ def test_compare_orders_runs_and_keeps_each_rate_beside_its_control(runs):
 
 
 def test_saved_rates_are_the_rates_of_their_own_audit_only(run, tmp_path):
-    copy = open_run(shutil.copytree(run.path, tmp_path / "copy"))
+    copy = open_audit(shutil.copytree(run.path, tmp_path / "copy"))
     analyse(copy)
     pd.testing.assert_frame_equal(trends.saved_rates(copy), trends.rates(copy))
     saved = copy.path / "analysis" / "rates.parquet"
@@ -257,7 +257,7 @@ def test_saved_rates_are_the_rates_of_their_own_audit_only(run, tmp_path):
     manifest = json.loads((copy.path / "run.json").read_text())
     manifest["stages"]["analysis"]["inputs"]["audit"] = {"another": "audit"}
     (copy.path / "run.json").write_text(json.dumps(manifest))
-    assert (trends.saved_rates(open_run(copy.path))["p_vs_heldout"] >= 0).all()
+    assert (trends.saved_rates(open_audit(copy.path))["p_vs_heldout"] >= 0).all()
 
 
 def test_comparison_notes_name_different_controls(runs, tmp_path):
@@ -266,7 +266,7 @@ def test_comparison_notes_name_different_controls(runs, tmp_path):
     manifest = json.loads((other / "run.json").read_text())
     manifest["stages"]["audit"]["inputs"]["heldout"]["sha256"] = "0" * 64
     (other / "run.json").write_text(json.dumps(manifest))
-    notes = trends.comparison_notes([runs[0], open_run(other)])
+    notes = trends.comparison_notes([runs[0], open_audit(other)])
     assert len(notes) == 1 and "held-out" in notes[0]
 
 
@@ -295,12 +295,12 @@ def test_trend_lines_hold_one_model_setting_each(runs):
 
 def test_open_run_refuses_what_is_not_a_finished_audit(tmp_path, run):
     with pytest.raises(CopyscopeError, match="records no audit"):
-        open_run(tmp_path)
+        open_audit(tmp_path)
     broken = tmp_path / "broken"
     shutil.copytree(run.path, broken)
     (broken / "items.parquet").write_text("not parquet")
     with pytest.raises(CopyscopeError, match=r"items\.parquet is not a readable Parquet"):
-        open_run(broken)
+        open_audit(broken)
     moved = tmp_path / "moved"
     shutil.copytree(run.path, moved)
     manifest = json.loads((moved / "run.json").read_text())
@@ -308,6 +308,6 @@ def test_open_run_refuses_what_is_not_a_finished_audit(tmp_path, run):
     entry["spec"] = entry["resolved"] = str(tmp_path / "gone.npy")
     (moved / "run.json").write_text(json.dumps(manifest))
     with pytest.raises(CopyscopeError, match="cannot reload the audited samples"):
-        open_run(moved).images("samples")
+        open_audit(moved).images("samples")
     with pytest.raises(CopyscopeError, match="no criterion"):
         items.by_class(run, "nonsense")

@@ -24,11 +24,11 @@ from copyscope.analysis import analyse
 from copyscope.app import live, ui, views
 from copyscope.app.preprocess import read_upload, to_training_format
 from copyscope.app.state import _open_runs, find_runs, judge, load_state
-from copyscope.audit import audit
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
-from copyscope.models.sample import sample
-from copyscope.models.train import TrainConfig, train
+from copyscope.stages.audit import audit
+from copyscope.stages.sample import sample
+from copyscope.stages.train import TrainConfig, train
 
 SOURCES = np.array([11, 2024, 31337, 45000, 59999])  # training items planted as exact copies
 CHROMIUM = "/usr/bin/chromium"

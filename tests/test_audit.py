@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from copyscope import run as run_module
-from copyscope.audit import audit
-from copyscope.audit_config import AuditConfig
+from copyscope import rundir as run_module
 from copyscope.data import from_array
 from copyscope.detect.criteria import CRITERIA
+from copyscope.stages.audit import audit
+from copyscope.stages.audit_config import AuditConfig
 
 N_EXACT, N_NOISY, N_REPEAT = 25, 25, 30
 
@@ -53,7 +53,7 @@ def test_unseen_real_digits_are_rarely_flagged(planted):
     result, _, _ = planted
     real = result.samples.iloc[N_EXACT + N_NOISY + N_REPEAT :]
     assert real["is_copy"].mean() < 0.01
-    fpr = result.summary["criteria"]["heldout"]["heldout_fpr"]
+    fpr = result.summary.criteria["heldout"].heldout_fpr
     assert fpr == pytest.approx(0.001, abs=0.0015)
 
 
@@ -86,7 +86,7 @@ def test_heldout_criterion_flags_unseen_real_images_at_the_stated_rate():
                    config=AuditConfig(heldout_q=q), show=False)
     flagged = int(result.samples["copy_heldout"].sum())
     assert binomtest(flagged, 4000, q).pvalue > 0.001, flagged
-    loo = result.summary["criteria"]["heldout"]["heldout_fpr"]
+    loo = result.summary.criteria["heldout"].heldout_fpr
     assert loo == pytest.approx(q, abs=0.01)
 
 
@@ -109,7 +109,7 @@ def test_an_interrupted_audit_resumes_from_finished_chunks(tmp_path, monkeypatch
     def failing_measures(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("copyscope.evidence.pair_measures", failing_measures)
+    monkeypatch.setattr("copyscope.stages.evidence.pair_measures", failing_measures)
     with pytest.raises(KeyboardInterrupt):
         audit(*args, out=tmp_path / "r", config=cfg, show=False)
     assert not (tmp_path / "r" / "samples.parquet").exists()
@@ -123,7 +123,7 @@ def test_an_interrupted_audit_resumes_from_finished_chunks(tmp_path, monkeypatch
             return compute(piece)
         return real_chunked(n, chunk, wrapped, store, **kw)
 
-    monkeypatch.setattr("copyscope.audit.chunked", counting)
+    monkeypatch.setattr("copyscope.stages.audit.chunked", counting)
     resumed = audit(*args, out=tmp_path / "r", config=cfg, show=False).samples
     assert calls == []  # every search chunk came from disk
     pd.testing.assert_frame_equal(resumed, clean)

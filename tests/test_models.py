@@ -18,17 +18,24 @@ from safetensors.torch import load_file
 from copyscope.data import load
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import make_config
+from copyscope.models.checkpoints import checkpoint_meta
+from copyscope.models.checkpoints import checkpoints as checkpoint_files
 from copyscope.models.pixelcnn import GatedPixelCNN, PixelCNNConfig
-from copyscope.models.sample import sample
-from copyscope.models.train import (
-    TrainConfig,
-    checkpoint_meta,
-    checkpoints,
-    epoch_batches,
-    subset_indices,
-    train,
-)
-from copyscope.run import run_info
+from copyscope.records import SampleRecord
+from copyscope.rundir import RunDir
+from copyscope.seeds import epoch_batches
+from copyscope.stages.sample import sample
+from copyscope.stages.train import TrainConfig, subset_indices, train
+
+
+def checkpoints(run):
+    return checkpoint_files(run / "checkpoints")
+
+
+def run_info(run):
+    """The sample record's facts, flat."""
+    r = RunDir(run).read(SampleRecord)
+    return {**r.model, "epoch": r.epoch, "seed": r.seed, "steps": r.steps}
 
 TINY = {
     "diffusion": {"block_out_channels": [8, 16], "norm_num_groups": 4},
@@ -149,7 +156,7 @@ def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
     resumed = train(cfg, killed, device="cpu", show=False)
     last = "epoch-0004.safetensors"
     assert _same(clean / "checkpoints" / last, resumed / "checkpoints" / last)
-    assert checkpoint_meta(resumed / "checkpoints" / last)["step"] == 4 * 4
+    assert checkpoint_meta(resumed / "checkpoints" / last).step == 4 * 4
     stage = json.loads((resumed / "run.json").read_text())["stages"]["train"]
     assert stage["status"] == "complete" and stage["inputs"]["train_size"] == 64
     assert np.array_equal(np.load(resumed / "train_indices.npy"),
@@ -204,13 +211,13 @@ def test_a_folder_holding_another_run_is_refused(tmp_path, run_cli):
 
 
 def test_samples_are_sharded_seeded_resumable_and_described(tmp_path, monkeypatch):
-    from copyscope.models import sample as sample_module
+    from copyscope.stages import sample as sample_module
 
     run = train(tiny("gan", epochs=2), tmp_path / "gan", device="cpu", show=False)
     monkeypatch.setattr(sample_module, "SHARD", 40)
     clean = sample(run, 100, out=tmp_path / "clean", seed=7, batch_size=16, device="cpu",
                    show=False)
-    real_save, saved = sample_module._save_shard, []
+    real_save, saved = sample_module.save_npy, []
 
     def interrupted(path, images):
         if len(saved) == 1:
@@ -218,10 +225,10 @@ def test_samples_are_sharded_seeded_resumable_and_described(tmp_path, monkeypatc
         saved.append(path)
         real_save(path, images)
 
-    monkeypatch.setattr(sample_module, "_save_shard", interrupted)
+    monkeypatch.setattr(sample_module, "save_npy", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sample(run, 100, seed=7, batch_size=16, device="cpu", show=False)
-    monkeypatch.setattr(sample_module, "_save_shard", real_save)
+    monkeypatch.setattr(sample_module, "save_npy", real_save)
     first = run / "samples" / "shard-00000.npy"
     mtime = first.stat().st_mtime_ns
     sample(run, 100, seed=7, batch_size=16, device="cpu", show=False)
@@ -276,12 +283,14 @@ def test_a_users_diffusers_pipeline_directory_is_sampled_from_local_files(tmp_pa
     assert images.shape == (5, 16, 16) and images.dtype == np.uint8
     info = run_info(tmp_path / "s")
     assert info["family"] == "pipeline" and info["steps"] == 3 and info["train_size"] is None
-    from copyscope.models.sample import SAMPLE
-    from copyscope.models.train import derived_seed
+    from copyscope.models.base import SamplingPlan
+    from copyscope.seeds import derived_seed
+    from copyscope.stages.sample import SAMPLE
 
     g = torch.Generator().manual_seed(derived_seed(0, 0, SAMPLE))
     with torch.inference_mode():
-        direct = denoise(unet.eval(), DDPMScheduler(num_train_timesteps=50).config, 5, g, 3)
+        direct = denoise(unet.eval(), DDPMScheduler(num_train_timesteps=50).config, 5, g,
+                         SamplingPlan("ddim", 3))
     assert np.array_equal(direct[..., 0].numpy(), images)
     code, out = run_cli("sample", tmp_path / "pipe", "-n", "5")
     assert code == 2 and "give --out" in out
@@ -295,8 +304,8 @@ def test_a_diffusion_model_trained_on_one_image_regenerates_it(tmp_path):
     one image are flagged by every criterion, and point at that image. The same audit of an
     early checkpoint flags few, so the check can fail. (Tiny and CPU-fast: the UNet predicts x0,
     which memorises one image in a few hundred steps; the study's models predict v.)"""
-    from copyscope.audit import audit
     from copyscope.detect.criteria import CRITERIA
+    from copyscope.stages.audit import audit
 
     cfg = TrainConfig("diffusion", train="mnist:train[:2000]", size=1, epochs=450, batch_size=4,
                       checkpoint_every=30, model={**TINY["diffusion"], "lr": 6e-3,

@@ -42,15 +42,28 @@ def test_odd_sizes_rgb_and_single_queries(shape):
     assert np.array_equal(one.index, index[:1, :3])
 
 
-def test_exclude_self_and_ties_go_to_the_smaller_index():
+@pytest.mark.parametrize("backend", ["int8", "faiss"])
+def test_exclude_self_and_ties_go_to_the_smaller_index(backend):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (40, 64), dtype=np.uint8)
     x[30] = x[3]  # exact duplicate pair
-    nb = ExactSearcher().fit(x).search(x, 4, exclude_self=True, show=False)
+    nb = make_searcher(backend).fit(x).search(x, 4, exclude_self=True, show=False)
     assert (nb.index != np.arange(40)[:, None]).all()
     assert nb.index[3, 0] == 30 and nb.index[30, 0] == 3 and nb.d2[3, 0] == 0
-    dup = ExactSearcher().fit(x).search(x[[3]], 2, show=False)
+    xd = x.astype(np.float64)
+    d2 = ((xd[:, None] - xd[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)  # an item is never its own neighbour
+    assert np.array_equal(nb.d2, np.sort(d2, axis=1)[:, :4].astype(np.int64))
+    dup = make_searcher(backend).fit(x).search(x[[3]], 2, show=False)
     assert list(dup.index[0]) == [3, 30]  # equal distance 0: smaller index first
+
+
+@pytest.mark.parametrize("backend", ["int8", "faiss"])
+@pytest.mark.parametrize("shape", [(3, 63), (3, 65), (64,), (2, 8, 8)])
+def test_queries_of_the_wrong_shape_are_refused(backend, shape):
+    searcher = make_searcher(backend).fit(np.zeros((10, 64), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"\(M, 64\)"):
+        searcher.search(np.zeros(shape, dtype=np.uint8), 1, show=False)
 
 
 def test_float64_fallback_beyond_the_int8_range():

@@ -9,8 +9,8 @@ import pytest
 from copyscope.data import load
 from copyscope.errors import CopyscopeError
 from copyscope.models.classifier import ClassifierConfig, mnist_classifier
-from copyscope.models.train import TrainConfig, train
-from copyscope.quality import frechet_distance, sample_quality
+from copyscope.stages.quality import frechet_distance, sample_quality
+from copyscope.stages.train import TrainConfig, train
 from copyscope.study import read_study, run_study
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,7 +92,7 @@ def test_running_a_study_again_skips_finished_stages(study_file, run_cli, monkey
 
     for name in ("train", "audit"):
         monkeypatch.setattr(f"copyscope.study.{name}", fail)
-    monkeypatch.setattr("copyscope.models.sample._save_shard", fail)
+    monkeypatch.setattr("copyscope.stages.sample.save_npy", fail)
     after = run_study(read_study(study_file), show=False)
     pd.testing.assert_frame_equal(before, after)
 
@@ -131,14 +131,14 @@ def test_quality_tells_digits_from_noise_and_shows_collapse(classifier):
     from copyscope.data import from_array
     noise = from_array(rng.integers(0, 256, (600, 28, 28), dtype=np.uint8), "noise")
     bad = sample_quality(noise, "mnist:test[:2000]", classifier)
-    assert sum(real["class_histogram"]) == 600
-    assert real["mean_confidence"] > 0.85 > bad["mean_confidence"]
-    assert bad["frechet_distance"] > 10 * real["frechet_distance"]
+    assert sum(real.class_histogram) == 600
+    assert real.mean_confidence > 0.85 > bad.mean_confidence
+    assert bad.frechet_distance > 10 * real.frechet_distance
     test = load("mnist:test")
     threes = from_array(test.images[:3000][test.labels[:3000] == 3], "threes")
     collapsed = sample_quality(threes, "mnist:test[:2000]", classifier)
-    assert collapsed["class_fractions"][3] > 0.9
-    assert collapsed["frechet_distance"] > real["frechet_distance"]
+    assert collapsed.class_fractions[3] > 0.9
+    assert collapsed.frechet_distance > real.frechet_distance
 
 
 def test_frechet_distance_of_a_set_to_itself_is_zero(classifier):

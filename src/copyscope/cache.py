@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from copyscope.run import fingerprint, save_npz
+from copyscope.files import save_npz
+from copyscope.hashing import fingerprint
 
 
 def home() -> Path:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from copyscope.search.base import normalised_l2
+from copyscope.tensors import to_nchw
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, Table 1
 MIN_COARSE_SIDE = 7
@@ -84,4 +85,4 @@ def pair_measures(a: np.ndarray, b: np.ndarray, d2: np.ndarray) -> dict[str, np.
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.tensor(x).permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    return to_nchw(x).to(torch.float32) / 255.0

@@ -29,7 +29,6 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
 
 from __future__ import annotations
 
-import json
 import shutil
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -38,17 +37,19 @@ from typing import Any
 
 import pandas as pd
 
-from copyscope.audit import audit
-from copyscope.audit_config import AuditConfig
 from copyscope.data import load
 from copyscope.errors import CopyscopeError
-from copyscope.models import family_class
+from copyscope.files import write_parquet
+from copyscope.models import FAMILIES, fact_names, family_class
 from copyscope.models.base import make_config
-from copyscope.models.sample import EPOCHS, sample
-from copyscope.models.train import CHECKPOINTS, INDICES, TrainConfig, checkpoints, train
-from copyscope.run import RunDir, run_info, write_json, write_parquet
+from copyscope.models.checkpoints import checkpoints
+from copyscope.records import AuditRecord, AuditSummary, QualityRecord, SampleRecord, TrainRecord
+from copyscope.rundir import RunDir
+from copyscope.stages.audit import audit, audit_identity
+from copyscope.stages.audit_config import AuditConfig
+from copyscope.stages.sample import EPOCHS, sample
+from copyscope.stages.train import CHECKPOINTS, INDICES, TrainConfig, train, training_data
 
-QUALITY = "quality.json"
 TABLE = "study.parquet"
 
 
@@ -126,105 +127,89 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
     if unknown:
         raise CopyscopeError(f"the study has no model {unknown[0]!r} "
                              f"(it has {', '.join(m.name for m in study.models)}).")
-    audit_config = AuditConfig()
     rows = []
     for spec in study.models:
         if only and spec.name not in only:
             continue
         run = study.out / spec.name
         _train(spec, run, force, show)
-        sample(run, spec.samples, steps=study.steps if spec.train.family == "diffusion" else None,
-               seed=study.seed, force=force, show=show)
-        _audit(run, study, audit_config, force, show)
-        if study.quality:
-            _quality(run, study)
-        rows.append(_row(spec.name, run))
+        rows.append(_evaluate(spec.name, run, study, spec, None, force, show))
         if spec.name in study.sweep:
-            for ckpt in checkpoints(run)[:-1]:
-                point = run / EPOCHS / ckpt.stem
-                sample(run, spec.samples, out=point, checkpoint=ckpt.stem,
-                       steps=study.steps if spec.train.family == "diffusion" else None,
-                       seed=study.seed, force=force, show=show)
-                _audit(point, study, audit_config, force, show)
-                if study.quality:
-                    _quality(point, study)
-                rows.append(_row(f"{spec.name}@{ckpt.stem}", point))
+            for ckpt in checkpoints(run / CHECKPOINTS)[:-1]:
+                rows.append(_evaluate(f"{spec.name}@{ckpt.stem}", run / EPOCHS / ckpt.stem,
+                                      study, spec, ckpt.stem, force, show))
     table = pd.DataFrame(rows)
     write_parquet(study.out / TABLE, table)
     return table
 
 
+def _evaluate(name: str, point: Path, study: Study, spec: ModelSpec, checkpoint: str | None,
+              force: bool, show: bool) -> dict[str, Any]:
+    """Sample one checkpoint of a trained model, audit the samples, judge their quality."""
+    run = study.out / spec.name
+    steps = study.steps if FAMILIES[spec.train.family].default_steps is not None else None
+    sample(run, spec.samples, out=point if checkpoint else None, checkpoint=checkpoint,
+           steps=steps, seed=study.seed, force=force, show=show)
+    _audit(point, study, force, show)
+    if study.quality:
+        from copyscope.stages.quality import quality
+
+        quality(point, study.heldout)
+    return _row(name, point)
+
+
 def _train(spec: ModelSpec, run: Path, force: bool, show: bool) -> None:
-    if spec.source is not None and RunDir(run).stage("train") is None:
+    rundir = RunDir(run)
+    if spec.source is not None and rundir.read(TrainRecord) is None:
         _copy_training_run(spec.source, run)
-    stage = RunDir(run).stage("train")
-    if (stage is not None and stage.get("status") == "complete" and _same_training(stage, spec)
-            and stage["epochs_done"] >= spec.train.epochs):
-        return
-    train(spec.train, run, force=force, show=show)
-
-
-def _same_training(stage: dict[str, Any], spec: ModelSpec) -> bool:
-    """Does a finished training run match the spec (all but how many epochs it ran)?"""
-    done = stage["config"]
-    wanted = asdict(spec.train)
-    settings = wanted.pop("model") or {}
-    same = all(done.get(k) == v for k, v in wanted.items()
-               if k not in ("epochs", "checkpoint_every"))
-    return same and all(done["model"].get(k) == (list(v) if isinstance(v, tuple) else v)
-                        for k, v in settings.items())
+    done = rundir.done(TrainRecord, training_data(spec.train).identity)
+    if done is None or (done.epochs_done or 0) < spec.train.epochs:
+        train(spec.train, run, force=force, show=show)
 
 
 def _copy_training_run(source: Path, run: Path) -> None:
     """Start from a finished training run (e.g. one committed under models/)."""
-    stage = RunDir(source).stage("train")
-    if stage is None or stage.get("status") != "complete" or not checkpoints(source):
+    record = RunDir(source).read(TrainRecord)
+    found = checkpoints(source / CHECKPOINTS)
+    if record is None or not record.complete or not found:
         raise CopyscopeError(f"{source} is not a finished training run with checkpoints.")
     (run / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    for ckpt in checkpoints(source):
+    for ckpt in found:
         shutil.copy2(ckpt, run / CHECKPOINTS / ckpt.name)
     shutil.copy2(source / INDICES, run / INDICES)
-    RunDir(run).record("train", {**stage, "copied_from": str(source)})
+    record.copied_from = str(source)
+    RunDir(run).write(record)
 
 
-def _audit(run: Path, study: Study, config: AuditConfig, force: bool, show: bool) -> None:
-    done = RunDir(run).stage("audit")
-    if done is not None and done.get("status") == "complete":
-        wanted = {"samples": load(run).sha256, "train": load(study.train).sha256,
-                  "heldout": load(study.heldout).sha256, "config": asdict(config)}
-        if done.get("identity") == wanted:
-            return
-    audit(str(run), train=study.train, heldout=study.heldout, out=run, config=config,
-          force=force, show=show)
-
-
-def _quality(run: Path, study: Study) -> None:
-    from copyscope.quality import sample_quality
-
-    path = run / QUALITY
-    samples = load(run)
-    if path.exists() and _read_json(path).get("samples_sha256") == samples.sha256:
-        return
-    result = sample_quality(samples, study.heldout)
-    write_json(path, {**result, "samples_sha256": samples.sha256, "heldout": study.heldout})
+def _audit(run: Path, study: Study, force: bool, show: bool) -> None:
+    config = AuditConfig()
+    identity = audit_identity(load(run), load(study.train), load(study.heldout), config)
+    if RunDir(run).done(AuditRecord, identity) is None:
+        audit(str(run), train=study.train, heldout=study.heldout, out=run, config=config,
+              force=force, show=show)
 
 
 def _row(name: str, run: Path) -> dict[str, Any]:
-    info = run_info(run)
-    summary = _read_json(run / "summary.json")
-    row = {"model": name, "family": info["family"], "train_size": info["train_size"],
-           "dropout": info["dropout"], "epoch": info["epoch"], "steps": info["steps"],
-           "samples": summary["n_samples"], "path": str(run)}
-    for crit, c in summary["criteria"].items():
-        row[f"copy_rate_{crit}"] = c["copy_rate"]
-        row[f"heldout_fpr_{crit}"] = c["heldout_fpr"]
-    row["default_criterion"] = summary["default_criterion"]
-    row["ct"] = summary["data_copying_ct"]["C_T"]
-    row["nn_l2_median"] = summary["nn_l2_median"]["samples"]
-    row["heldout_nn_l2_median"] = summary["nn_l2_median"]["heldout"]
-    if (run / QUALITY).exists():
-        q = _read_json(run / QUALITY)
-        row |= {"mean_confidence": q["mean_confidence"], "frechet_distance": q["frechet_distance"]}
+    rundir = RunDir(run)
+    facts = rundir.read(SampleRecord)
+    summary = rundir.read(AuditSummary)
+    if facts is None or summary is None:
+        raise CopyscopeError(f"{run} lacks its sample record or summary.json; run it again.")
+    model = facts.model or {}
+    row = {"model": name, "family": model.get("family"), "train_size": model.get("train_size"),
+           **{f: model.get(f) for f in fact_names()}, "epoch": facts.epoch,
+           "steps": facts.steps, "samples": summary.n_samples, "path": str(run)}
+    for crit, c in summary.criteria.items():
+        row[f"copy_rate_{crit}"] = c.copy_rate
+        row[f"heldout_fpr_{crit}"] = c.heldout_fpr
+    row["default_criterion"] = summary.default_criterion
+    row["ct"] = summary.data_copying_ct["C_T"]
+    row["nn_l2_median"] = summary.nn_l2_median["samples"]
+    row["heldout_nn_l2_median"] = summary.nn_l2_median["heldout"]
+    quality = rundir.read(QualityRecord)
+    if quality is not None:
+        row |= {"mean_confidence": quality.mean_confidence,
+                "frechet_distance": quality.frechet_distance}
     return row
 
 
@@ -233,10 +218,3 @@ def _no_unknown(values: dict[str, Any], known: set[str], where: str) -> None:
     if unknown:
         raise CopyscopeError(f"{where}: unknown key {unknown[0]!r} "
                              f"(known: {', '.join(sorted(known))}).")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CopyscopeError(f"{path} is not valid JSON ({e}).") from e

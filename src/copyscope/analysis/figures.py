@@ -11,9 +11,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from copyscope.analysis.rundata import RunData
+from copyscope.analysis.audited import AuditedRun
+from copyscope.detect.criteria import CRITERIA
 
 SAMPLES, HELDOUT, THRESHOLD = "#c0392b", "#2471a3", "#333333"
+STYLES = ("-", ":", "--", "-.")
 
 
 def _figure(width: float = 9.0, height: float = 3.4, ncols: int = 1) -> tuple[Figure, list]:
@@ -29,30 +31,23 @@ def _pct(rate: float, ci: list[float] | tuple[float, float]) -> str:
     return f"{100 * rate:.2f}% [{100 * ci[0]:.2f}–{100 * ci[1]:.2f}]"
 
 
-def distance_histogram(run: RunData, bins: int = 60) -> Figure:
+def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
     """The core figure: nearest-training distance of generated samples against held-out images.
 
-    Left, the two distributions (density) with the held-out criterion's threshold and the absolute
-    L2 threshold marked, each with the false-positive rate it has on the held-out images. Right,
+    Left, the two distributions (density) with the threshold of every criterion that is a
+    threshold on distance (held-out, absolute L2) marked, each with the false-positive rate it has
+    on the held-out images. Right,
     the lower tail as cumulative shares on a log scale, where copies live.
     """
     s = run.samples["nn_l2"].to_numpy()
     h = run.controls["nn_l2"].to_numpy()
-    crit = run.summary["criteria"]
-    t_held, t_l2 = run.heldout_threshold, run.params["l2_threshold"]
     fig, (ax, tail) = _figure(ncols=2)
     edges = np.linspace(0, max(s.max(), h.max()) * 1.02, bins + 1)
     ax.hist(h, edges, density=True, color=HELDOUT, alpha=0.45,
             label=f"held-out real images (n={len(h):,})")
     ax.hist(s, edges, density=True, histtype="step", color=SAMPLES, linewidth=1.6,
             label=f"generated samples (n={len(s):,})")
-    held, l2 = crit["heldout"], crit["l2"]
-    marks = [
-        (t_held, "-", f"held-out criterion (q={run.params['heldout_q']:g}): flags < {t_held:.4f}; "
-                      f"FPR {_pct(held['heldout_fpr'], held['heldout_fpr_ci95'])}"),
-        (t_l2, ":", f"absolute L2 ≤ {t_l2:g}; "
-                    f"FPR {_pct(l2['heldout_fpr'], l2['heldout_fpr_ci95'])}"),
-    ]
+    marks = _threshold_marks(run)
     for a in (ax, tail):
         for x, style, label in marks:
             a.axvline(x, color=THRESHOLD, linestyle=style, linewidth=1,
@@ -63,7 +58,7 @@ def distance_histogram(run: RunData, bins: int = 60) -> Figure:
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7,
                frameon=False)
 
-    limit = max(t_held, t_l2, float(np.quantile(h, 0.05))) * 1.5
+    limit = max([*(x for x, _, _ in marks if np.isfinite(x)), float(np.quantile(h, 0.05))]) * 1.5
     for values, color, name in ((h, HELDOUT, "held-out"), (s, SAMPLES, "samples")):
         x = np.sort(values)
         share = np.arange(1, len(x) + 1) / len(x)
@@ -77,6 +72,21 @@ def distance_histogram(run: RunData, bins: int = 60) -> Figure:
     tail.set_title(f"Lower tail; {exact:,} samples are exact copies (L2 = 0)", fontsize=10)
     tail.legend(fontsize=7, loc="lower right", frameon=False)
     return fig
+
+
+def _threshold_marks(run: AuditedRun) -> list[tuple[float, str, str]]:
+    """(distance, line style, label) of every criterion that is a threshold on nn_l2 alone,
+    each labelled with its false-positive rate on the held-out images."""
+    marks = []
+    for i, name in enumerate(CRITERIA):
+        found = run.threshold(name)
+        if found is None:
+            continue
+        x, op = found
+        c = run.summary.criteria[name]
+        marks.append((x, STYLES[i % len(STYLES)],
+                      f"{name}: flags {op} {x:.4f}; FPR {_pct(c.heldout_fpr, c.heldout_fpr_ci95)}"))
+    return marks
 
 
 def count_figure(counts: pd.DataFrame) -> Figure:

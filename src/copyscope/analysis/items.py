@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from copyscope.analysis.rundata import RunData
+from copyscope.analysis.audited import AuditedRun
 from copyscope.detect.calibration import rate
 
 TOP_K = (1, 10, 100)
@@ -45,7 +45,7 @@ def gini(counts: np.ndarray) -> float:
     return float(((2 * i - n - 1) * x).sum() / (n * total))
 
 
-def concentration(run: RunData, criterion: str | None = None, seed: int = 0) -> pd.DataFrame:
+def concentration(run: AuditedRun, criterion: str | None = None, seed: int = 0) -> pd.DataFrame:
     """How unevenly generated samples (and copies) spread over the training items.
 
     One row per set of "draws" that each point at one training item: the samples' nearest items,
@@ -82,7 +82,7 @@ def concentration(run: RunData, criterion: str | None = None, seed: int = 0) -> 
     return pd.DataFrame(rows)
 
 
-def count_distribution(run: RunData, criterion: str | None = None) -> pd.DataFrame:
+def count_distribution(run: AuditedRun, criterion: str | None = None) -> pd.DataFrame:
     """Number of training items with exactly ``count`` samples / copies / held-out images nearest.
 
     The heavy tail: with no memorisation, samples land on training items roughly as often as
@@ -99,7 +99,7 @@ def count_distribution(run: RunData, criterion: str | None = None) -> pd.DataFra
     return pd.DataFrame(table)
 
 
-def by_class(run: RunData, criterion: str | None = None) -> pd.DataFrame:
+def by_class(run: AuditedRun, criterion: str | None = None) -> pd.DataFrame:
     """Per class of the nearest training item: where samples land and how often they are copies.
 
     Generated samples carry no label, so each sample is placed in the class of its nearest
@@ -123,7 +123,7 @@ def by_class(run: RunData, criterion: str | None = None) -> pd.DataFrame:
     return table
 
 
-def outlierness(run: RunData, criterion: str | None = None, bins: int = 10) -> pd.DataFrame:
+def outlierness(run: AuditedRun, criterion: str | None = None, bins: int = 10) -> pd.DataFrame:
     """Per decile of training-item outlierness (``knn_mean_l2`` in items.parquet).
 
     Outlierness is the item's mean normalised L2 to its k nearest other training images (k is
@@ -137,7 +137,7 @@ def outlierness(run: RunData, criterion: str | None = None, bins: int = 10) -> p
     return _by_bins(run, which, edges[:-1], edges[1:], run.criterion(criterion))
 
 
-def duplication(run: RunData, criterion: str | None = None, bins: int = 10) -> pd.DataFrame:
+def duplication(run: AuditedRun, criterion: str | None = None, bins: int = 10) -> pd.DataFrame:
     """Per bin of in-dataset near-duplication (``nn_other_l2``: distance to the nearest other item).
 
     The first bin holds the training items whose nearest other training image lies closer than
@@ -158,7 +158,7 @@ def duplication(run: RunData, criterion: str | None = None, bins: int = 10) -> p
     return table
 
 
-def associations(run: RunData, criterion: str | None = None) -> pd.DataFrame:
+def associations(run: AuditedRun, criterion: str | None = None) -> pd.DataFrame:
     """Are copied training items more outlying / more duplicated than the rest?
 
     For each item property (:data:`PROPERTIES`) and each set of flagged items (the items copied by
@@ -197,7 +197,7 @@ def associations(run: RunData, criterion: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _by_bins(run: RunData, which: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def _by_bins(run: AuditedRun, which: np.ndarray, lo: np.ndarray, hi: np.ndarray,
              name: str) -> pd.DataFrame:
     """Per bin of training items (``which[i]`` is item i's bin, covering ``[lo, hi)``)."""
     s_bin = which[run.samples["nn_train"].to_numpy()]

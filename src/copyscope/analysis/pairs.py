@@ -4,7 +4,7 @@
 difference and the nearest held-out image, with every measure the audit recorded for it.
 :func:`top_copies` and :func:`most_regenerated` choose what the galleries show. Everything is read
 from the run directory's tables and the audited images; nothing is searched again, so a view
-takes milliseconds once :func:`copyscope.analysis.open_run` has read the run.
+takes milliseconds once :func:`copyscope.analysis.open_audit` has read the run.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from copyscope.analysis.rundata import RunData
+from copyscope.analysis.audited import AuditedRun
 
 Table = Literal["samples", "controls"]
 PANELS = ("query", "train", "difference", "heldout")
@@ -74,7 +74,7 @@ class PairView:
         return hstack([self.panels[p] for p in PANELS], gap)
 
 
-def pair_view(run: RunData, index: int, table: Table = "samples") -> PairView:
+def pair_view(run: AuditedRun, index: int, table: Table = "samples") -> PairView:
     """The pair view of sample ``index`` (or of held-out image ``index`` with ``table="controls"``).
 
     Reads one row of samples.parquet (controls.parquet) and four images; no search.
@@ -102,14 +102,14 @@ def pair_view(run: RunData, index: int, table: Table = "samples") -> PairView:
                     captions, measures, verdicts)
 
 
-def top_copies(run: RunData, n: int = 12, criterion: str | None = None) -> pd.DataFrame:
+def top_copies(run: AuditedRun, n: int = 12, criterion: str | None = None) -> pd.DataFrame:
     """The flagged samples, closest to their training image first (at most ``n``; may be empty)."""
     name = run.criterion(criterion)
     flagged = run.samples[run.samples[f"copy_{name}"]]
     return flagged.sort_values(["nn_l2", "heldout_p"], kind="stable").head(n)
 
 
-def closest(run: RunData, n: int = 12, table: Table = "samples") -> pd.DataFrame:
+def closest(run: AuditedRun, n: int = 12, table: Table = "samples") -> pd.DataFrame:
     """The ``n`` rows of samples (or controls) closest to their nearest training image."""
     rows = run.samples if table == "samples" else run.controls
     return rows.sort_values("nn_l2", kind="stable").head(n)
@@ -131,7 +131,7 @@ class ItemView:
                        *self.sample_images], gap)
 
 
-def most_regenerated(run: RunData, n: int = 6, criterion: str | None = None) -> pd.DataFrame:
+def most_regenerated(run: AuditedRun, n: int = 6, criterion: str | None = None) -> pd.DataFrame:
     """The training items most often regenerated: most copies, then most samples nearest.
 
     Only items that at least one sample lands on; at most ``n`` rows of items.parquet.
@@ -142,7 +142,7 @@ def most_regenerated(run: RunData, n: int = 6, criterion: str | None = None) -> 
                              ascending=False, kind="stable").head(n)
 
 
-def item_view(run: RunData, item: int, per_item: int = 8,
+def item_view(run: AuditedRun, item: int, per_item: int = 8,
               criterion: str | None = None) -> ItemView:
     """Training item ``item`` with (up to ``per_item``) samples nearest to it, copies first."""
     name = run.criterion(criterion)

@@ -1,7 +1,8 @@
 """Across runs: copy rate per criterion against model family, training-set size, epoch, sampler.
 
-:func:`rates` gives one row per criterion of one run: the run's place in a comparison (from
-:func:`copyscope.run.run_info`: family, train_size, dropout, checkpoint, epoch, steps, seed), the
+:func:`rates` gives one row per criterion of one run: the run's place in a comparison (its
+:data:`copyscope.analysis.audited.FACTS`: family, training size, each family fact such as a
+GAN's dropout, checkpoint, epoch, sampling steps and seed), the
 copy rate with its Wilson 95% interval (Wilson 1927, as computed by the audit) and, beside it, the
 held-out false-positive rate with its interval, plus a one-sided Fisher exact test of "samples
 are flagged more often than unseen real images". Each run writes its rows to
@@ -15,70 +16,69 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from copyscope.analysis.rundata import RunData
+from copyscope.analysis.audited import FACTS, AuditedRun
+from copyscope.detect.criteria import criterion_params
 from copyscope.errors import CopyscopeError
+from copyscope.files import read_parquet
+from copyscope.models import fact_names
 
-FACTS = ("family", "train_size", "dropout", "checkpoint", "epoch", "steps", "seed")
-ORDER = ["family", "train_size", "dropout", "epoch", "steps", "run"]
-# what stays fixed along one line of a trend: the runs of one model setting, varying only x.
+ORDER = ["family", "train_size", *fact_names(), "epoch", "steps", "run"]
+# What stays fixed along one line of a trend: the runs of one model setting, varying only x.
 # ``steps`` is the sampler's step count (DDIM steps of a diffusion model), as the sample stage
 # records it; ``epoch`` is the training epoch of the checkpoint.
-SERIES = {"train_size": ("family", "dropout", "steps"),
-          "epoch": ("family", "train_size", "dropout", "steps"),
-          "steps": ("family", "train_size", "dropout", "epoch")}
+SETTING = ("family", "train_size", *fact_names(), "epoch", "steps")
+SERIES = {x: tuple(f for f in SETTING if f != x and not (x == "train_size" and f == "epoch"))
+          for x in ("train_size", "epoch", "steps")}
 
 
-def rates(run: RunData) -> pd.DataFrame:
+def rates(run: AuditedRun) -> pd.DataFrame:
     """One row per criterion: copy rate and held-out false-positive rate with 95% intervals."""
     from scipy.stats import fisher_exact  # ~1 s to import; the web app reads saved rates
 
-    info = run.info
-    audit_inputs = run.audit["inputs"]
+    s = run.summary
     rows = []
-    for name, c in run.summary["criteria"].items():
-        n_s, n_h = run.summary["n_samples"], run.summary["n_heldout"]
+    for name, c in s.criteria.items():
+        n_s, n_h = s.n_samples, s.n_heldout
         flags = run.samples[f"copy_{name}"].to_numpy()
-        p = fisher_exact([[c["copies"], n_s - c["copies"]],
-                          [c["heldout_flagged"], n_h - c["heldout_flagged"]]],
+        p = fisher_exact([[c.copies, n_s - c.copies], [c.heldout_flagged, n_h - c.heldout_flagged]],
                          alternative="greater").pvalue
         rows.append({
             "run": run.name, "path": str(run.path),
-            **{k: info[k] for k in FACTS},
+            **{k: run.facts[k] for k in FACTS},
             "criterion": name, "is_default": name == run.default_criterion,
-            "n_samples": n_s, "copies": c["copies"], "copy_rate": c["copy_rate"],
-            "copy_ci_low": c["copy_rate_ci95"][0], "copy_ci_high": c["copy_rate_ci95"][1],
+            "n_samples": n_s, "copies": c.copies, "copy_rate": c.copy_rate,
+            "copy_ci_low": c.copy_rate_ci95[0], "copy_ci_high": c.copy_rate_ci95[1],
             "distinct_items": int(run.samples.loc[flags, "nn_train"].nunique()),
-            "n_heldout": n_h, "heldout_flagged": c["heldout_flagged"],
-            "heldout_fpr": c["heldout_fpr"],
-            "fpr_ci_low": c["heldout_fpr_ci95"][0], "fpr_ci_high": c["heldout_fpr_ci95"][1],
+            "n_heldout": n_h, "heldout_flagged": c.heldout_flagged,
+            "heldout_fpr": c.heldout_fpr,
+            "fpr_ci_low": c.heldout_fpr_ci95[0], "fpr_ci_high": c.heldout_fpr_ci95[1],
             "p_vs_heldout": float(p),
-            "C_T": run.summary["data_copying_ct"]["C_T"],
-            "n_train": run.summary["n_train"],
-            "train_sha256": audit_inputs["train"]["sha256"],
-            "heldout_sha256": audit_inputs["heldout"]["sha256"],
+            "C_T": s.data_copying_ct["C_T"],
+            "n_train": s.n_train,
+            "train_sha256": run.inputs["train"]["sha256"],
+            "heldout_sha256": run.inputs["heldout"]["sha256"],
         })
     return pd.DataFrame(rows)
 
 
-def saved_rates(run: RunData) -> pd.DataFrame:
+def saved_rates(run: AuditedRun) -> pd.DataFrame:
     """:func:`rates`, read from the run's ``analysis/rates.parquet`` when the analysis stage wrote
     it for this very audit (run.json's ``analysis.inputs.audit``), else computed."""
-    stage = run.manifest.get("stages", {}).get("analysis") or {}
+    analysed = run.analysis
     path = run.path / "analysis" / "rates.parquet"
-    if (stage.get("status") != "complete" or not path.exists()
-            or stage.get("inputs", {}).get("audit") != run.audit["identity"]):
+    if (analysed is None or not analysed.complete or not path.exists()
+            or (analysed.inputs or {}).get("audit") != run.record.to_json()["identity"]):
         return rates(run)
     try:
-        table = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for damaged files
-        raise CopyscopeError(f"{path} is not a readable Parquet file ({type(e).__name__}); "
-                             "delete it or run `copyscope report` on the run again.") from e
+        table = read_parquet(path)
+    except CopyscopeError as e:
+        raise CopyscopeError(f"{e} Delete it or run `copyscope report` on the run again.") from e
     # the audit's numbers are fixed by its identity; the run's name, place and facts (run.json's
     # other stages) are read afresh, as rates() would, for a run that was moved or copied
-    return table.assign(run=run.name, path=str(run.path), **{k: run.info[k] for k in FACTS})
+    return table.assign(run=run.name, path=str(run.path), **{k: run.facts[k] for k in FACTS})
 
 
-def compare(runs: Sequence[RunData]) -> pd.DataFrame:
+def compare(runs: Sequence[AuditedRun]) -> pd.DataFrame:
     """The rates of several runs in one table, ordered by family, size, dropout and training time.
 
     Each run's rates are read from its analysis tables where they are current
@@ -116,11 +116,11 @@ def _number(fact: str, value: object) -> object:
     return int(value) if fact in ("train_size", "epoch", "steps") else value
 
 
-def comparison_notes(runs: Sequence[RunData]) -> list[str]:
+def comparison_notes(runs: Sequence[AuditedRun]) -> list[str]:
     """What a reader must know before comparing these runs' rates side by side."""
     notes = []
     for what, role in (("training sets", "train"), ("held-out control sets", "heldout")):
-        hashes = {r.audit["inputs"][role]["sha256"] for r in runs}
+        hashes = {r.inputs[role]["sha256"] for r in runs}
         if len(hashes) > 1:
             notes.append(f"The runs were audited against {len(hashes)} different {what}; "
                          + ("copy rates count copies of different data."
@@ -130,9 +130,9 @@ def comparison_notes(runs: Sequence[RunData]) -> list[str]:
     if len(defaults) > 1:
         notes.append(f"The runs use different default criteria ({', '.join(sorted(defaults))}); "
                      "compare them criterion by criterion.")
-    params = {(r.params["heldout_q"], r.params["l2_threshold"], r.params["gu_threshold"],
-               r.params["alpha"], r.params["neighbours"]) for r in runs}
+    names = criterion_params()
+    params = {tuple(r.params.get(p) for p in names) for r in runs}
     if len(params) > 1:
         notes.append("The runs were audited with different criterion settings "
-                     "(heldout_q, l2_threshold, gu_threshold, alpha or neighbours).")
+                     f"({', '.join(names[:-1])} or {names[-1]}).")
     return notes

@@ -1,14 +1,14 @@
 """What the web app loads once at start-up, so that every view afterwards takes milliseconds.
 
 :func:`load_state` reads each run directory once (its tables, summary and images, through
-:func:`copyscope.analysis.open_run`), fits the exact int8 searcher over *every* training image, a
+:func:`copyscope.analysis.open_audit`), fits the exact int8 searcher over *every* training image, a
 searcher over each distinct held-out set and one over all the loaded runs' generated samples, and
-keeps each run's held-out null distribution of nearest-training distances. Nothing is searched
-per request except the images a user brings (a drawing, an upload, a live sample).
+rebuilds each run's :class:`copyscope.stages.evidence.Reference` (its settings and held-out null
+distribution of nearest-training distances). Nothing is searched per request except the images a
+user brings (a drawing, an upload, a live sample).
 
 :func:`judge` gives a new image exactly the evidence and verdicts ``copyscope audit`` would give it
-as a sample of a loaded run: the same search, the same measures, the same criteria with that run's
-parameters, and ``heldout_p`` against that run's held-out control.
+as a sample of a loaded run: the audit's own Reference, with that run's settings and control.
 """
 
 from __future__ import annotations
@@ -23,40 +23,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from copyscope.analysis import RunData, open_run, trends
-from copyscope.audit_config import AuditConfig
+from copyscope.analysis import AuditedRun, open_audit, trends
 from copyscope.data import ImageSet
-from copyscope.detect import calibration
 from copyscope.errors import CopyscopeError
-from copyscope.evidence import evidence_table, verdicts
-from copyscope.run import MANIFEST, RunDir
+from copyscope.records import AuditRecord
+from copyscope.rundir import MANIFEST, RunDir
 from copyscope.search import Neighbours, Searcher, make_searcher
+from copyscope.stages.audit_config import AuditConfig
+from copyscope.stages.evidence import Reference
 
 THREADS = 1
-
-
-@dataclass
-class Reference:
-    """What judging a new image as a sample of one run needs: that run's audit settings and control.
-
-    ``null_d2`` holds the exact squared nearest-training distances of the run's held-out images
-    (the null distribution), recovered from controls.parquet; ``train_knn_mean`` the mean
-    normalised L2 of each training item to its n nearest other training items (items.parquet),
-    the neighbourhood of Carlini et al.'s calibrated distance.
-    """
-
-    config: AuditConfig
-    null_d2: np.ndarray
-    train_knn_mean: np.ndarray
-    heldout: ImageSet
-    heldout_searcher: Searcher
 
 
 @dataclass
 class AppState:
     """Every loaded run, the training set with its exact searcher, and the samples index."""
 
-    runs: dict[str, RunData]
+    runs: dict[str, AuditedRun]
     train: ImageSet
     searcher: Searcher
     references: dict[str, Reference]
@@ -78,7 +61,7 @@ class AppState:
         """The run whose settings and control judge a user's query (the first one given)."""
         return next(iter(self.runs))
 
-    def run(self, name: str) -> RunData:
+    def run(self, name: str) -> AuditedRun:
         if name not in self.runs:
             raise CopyscopeError(f"no loaded run is called {name!r} "
                                  f"(loaded: {', '.join(self.runs)}).")
@@ -91,11 +74,9 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
 
     ``threads`` sets torch's (process-wide) intra-op threads; None leaves them alone. The app
     answers small requests (a query is one pass of a single row over the training set; live
-    generation runs a small network on a few images), and on a busy machine one thread is far
-    faster than two: OpenMP threads spin-wait for each other when the cores are shared (a query's
-    p95 was 715 ms with 2 threads against 33 ms with 1 on our shared 2-core machine). On an idle
-    machine two threads might save a few milliseconds; we could not measure that here.
-    Concurrent requests still use every core, one each.
+    generation runs a small network on a few images), and when the cores are shared OpenMP
+    threads spin-wait for each other, so one thread per request is the default (benchmarks/app.py
+    measures both). Concurrent requests still use every core, one each.
     ``warm`` runs :func:`warm_up` before returning; the app runs it in the background once its
     server listens instead.
     """
@@ -107,13 +88,6 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     runs = _open_runs(paths)
-    first = next(iter(runs.values()))
-    train_sha = first.audit["inputs"]["train"]["sha256"]
-    for run in runs.values():
-        if run.audit["inputs"]["train"]["sha256"] != train_sha:
-            raise CopyscopeError(
-                f"{run.path} was audited against a different training set than {first.path}; "
-                "open runs of one training set together.")
     images = {name: {role: run.images(role) for role in ("samples", "train", "heldout")}
               for name, run in runs.items()}
     train = images[next(iter(runs))]["train"]
@@ -121,19 +95,7 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
 
     start = time.perf_counter()
     searcher = make_searcher("int8").fit(train.flat)
-    heldout_searchers: dict[str, Searcher] = {}
-    references = {}
-    for name, run in runs.items():
-        heldout = images[name]["heldout"]
-        if heldout.sha256 not in heldout_searchers:
-            heldout_searchers[heldout.sha256] = make_searcher("int8").fit(heldout.flat)
-        references[name] = Reference(
-            config=AuditConfig(**run.params),
-            null_d2=_squared(run.controls["nn_l2"].to_numpy(), train.dim),
-            train_knn_mean=run.items["knn_mean_l2"].to_numpy(),
-            heldout=heldout,
-            heldout_searcher=heldout_searchers[heldout.sha256],
-        )
+    references = _references(runs, images, train, searcher)
     owner = pd.concat([r.samples[["sample", "nn_train", "is_copy"]].assign(run=n)
                        for n, r in runs.items()], ignore_index=True)
     owner = owner[["run", "sample", "nn_train", "is_copy"]]
@@ -153,6 +115,28 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
     return state
 
 
+def _references(runs: dict[str, AuditedRun], images: dict[str, dict[str, ImageSet]],
+                train: ImageSet, searcher: Searcher) -> dict[str, Reference]:
+    """Each run's audit Reference, rebuilt from its tables (one held-out searcher per distinct
+    held-out set); every run must have been audited against the same training set."""
+    heldout_searchers: dict[str, Searcher] = {}
+    references = {}
+    for name, run in runs.items():
+        if run.inputs["train"]["sha256"] != train.sha256:
+            raise CopyscopeError(
+                f"{run.path} was audited against a different training set than "
+                f"{next(iter(runs.values())).path}; open runs of one training set together.")
+        heldout = images[name]["heldout"]
+        if heldout.sha256 not in heldout_searchers:
+            heldout_searchers[heldout.sha256] = make_searcher("int8").fit(heldout.flat)
+        references[name] = Reference(
+            config=AuditConfig(**run.params), train=train, searcher=searcher,
+            heldout_searcher=heldout_searchers[heldout.sha256],
+            null_d2=_squared(run.controls["nn_l2"].to_numpy(), train.dim),
+            train_knn_mean=run.items["knn_mean_l2"].to_numpy())
+    return references
+
+
 def warm_up(state: AppState) -> None:
     """Judge one image and search the samples index once, so that the first user request pays
     neither torch's first-call set-up nor the import of the measures' libraries (~2 s)."""
@@ -167,7 +151,7 @@ def find_runs(folder: str | Path = "runs") -> list[Path]:
     ``make demo``'s runs/demo/<model>/, epoch sweeps' <model>/epochs/<checkpoint>/ included."""
     folder = Path(folder)
     found = sorted(p.parent for p in folder.rglob(MANIFEST)) if folder.is_dir() else []
-    done = [p for p in found if (RunDir(p).stage("audit") or {}).get("status") == "complete"]
+    done = [p for p in found if (RunDir(p).read(AuditRecord) or AuditRecord()).complete]
     if not done:
         raise CopyscopeError(f"{folder} holds no finished audit; name run directories written "
                              "by `copyscope audit --out` (make demo writes some under runs/).")
@@ -182,22 +166,14 @@ def judge(state: AppState, images: np.ndarray, run: str, measures: bool = True
     ``sample`` numbering them 0..N-1; without the pair measures if ``measures`` is False) and
     their exact training neighbours, nearest first.
     """
-    ref = state.references[run]
-    cfg = ref.config
     query = ImageSet(np.ascontiguousarray(images), source="query")
-    k = min(cfg.neighbours, len(state.train) - 1)
-    nb = state.searcher.search(query.flat, k, show=False)
-    near_heldout = ref.heldout_searcher.search(query.flat, 1, show=False)
-    table = evidence_table(query, nb, near_heldout, state.train, ref.train_knn_mean,
-                           calibration.heldout_p(nb.d2[:, 0], ref.null_d2), cfg, "sample",
-                           measures)
-    return verdicts(table, cfg), nb
+    return state.references[run].judge(query, measures)
 
 
-def _open_runs(paths: Sequence[str | Path]) -> dict[str, RunData]:
+def _open_runs(paths: Sequence[str | Path]) -> dict[str, AuditedRun]:
     """Open each run once, named by its folder, or where two folders share a name, by every
     run's path below the folder they all share (``ddpm-300/epochs/epoch-0010``)."""
-    opened = [open_run(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
+    opened = [open_audit(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
     names = [r.name for r in opened]
     if len(set(names)) < len(names):
         common = Path(os.path.commonpath([r.path.parent for r in opened]))

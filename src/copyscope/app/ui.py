@@ -9,10 +9,8 @@ views render (no ``allowed_paths``), and nothing a user sends is unpickled.
 
 from __future__ import annotations
 
-import base64
 import functools
 import html
-import io
 import os
 import socket
 import threading
@@ -31,13 +29,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from copyscope.app import live, views
 from copyscope.app.preprocess import read_upload
 from copyscope.app.state import AppState, warm_up
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
+from copyscope.pictures import png_uri
 
 HOST = "127.0.0.1"
 PORT = 7860
@@ -324,13 +322,10 @@ def _tiles(items: list[views.Captioned], height: int = 112) -> str:
     """
     figures = []
     for image, caption in items:
-        buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format="PNG")
-        src = base64.b64encode(buf.getvalue()).decode()
         width = round(height * image.shape[1] / image.shape[0])
         text = html.escape(caption)
         figures.append(f'<figure class="tile" style="width:{width}px">'
-                       f'<img src="data:image/png;base64,{src}" '
+                       f'<img src="{png_uri(image, optimize=False)}" '
                        f'width="{width}" height="{height}" alt="{text}">'
                        f"<figcaption>{text}</figcaption></figure>")
     return f'<div class="tiles">{"".join(figures)}</div>'
@@ -356,7 +351,7 @@ def _live_tab(state: AppState) -> None:
         checkpoint = gr.Dropdown(list(first.checkpoints), value=first.checkpoint,
                                  label="checkpoint", visible=bool(first.checkpoints))
         steps = gr.Slider(1, 250, value=first.steps or 1, step=1, label="DDIM steps",
-                          visible=first.steps is not None)
+                          visible=first.adjustable)
         seed = gr.Number(first.seed, precision=0, label="seed")
         n = gr.Slider(1, live.MAX_IMAGES, value=4, step=1, label="images")
         go = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -369,13 +364,13 @@ def _live_tab(state: AppState) -> None:
         s = found[name]
         return (gr.update(choices=list(s.checkpoints), value=s.checkpoint,
                           visible=bool(s.checkpoints)),
-                gr.update(value=s.steps or 1, visible=s.steps is not None), s.seed)
+                gr.update(value=s.steps or 1, visible=s.adjustable), s.seed)
 
     @shown
     def make(name: str, chosen: str | None, steps: float, seed: float | None, n: float
              ) -> tuple[Any, ...]:
         s = found[name]
-        v = live.generate(state, s, chosen, int(steps) if s.steps is not None else None,
+        v = live.generate(state, s, chosen, int(steps) if s.adjustable else None,
                           int(seed or 0), int(n))
         return _tiles(v.gallery), v.text, v.table
 

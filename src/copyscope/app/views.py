@@ -258,7 +258,7 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
             + (f" (label {labels[0]})" if labels[0] >= 0 else "")
             + f" at normalised L2 **{row['nn_l2']:.4f}**. That is closer than "
             f"**{100 * closer:.1f}%** of the {len(ref.null_d2):,} unseen real images of "
-            f"{run}'s held-out control ({ref.heldout.source}); heldout_p = "
+            f"{run}'s held-out control ({state.runs[run].inputs['heldout']['spec']}); heldout_p = "
             f"{row['heldout_p']:.4f}. Judged as a generated sample of {run}. "
             + _verdict(flagged, ref.config.default))
     return Query(plain(q), neighbours, table.round(5), text, samples, owners.round(5))

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from copyscope.cli import audit, data, report, run, sample, train, webapp
+from copyscope.cli import audit, data, report, sample, study, train, webapp
 from copyscope.cli.common import console
 from copyscope.errors import CopyscopeError
 
@@ -26,7 +26,7 @@ app.command("audit")(audit.audit_command)
 app.command("report")(report.report_command)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample_command)
-app.command("run")(run.run_command)
+app.command("run")(study.run_command)
 app.command("app")(webapp.app_command)
 
 

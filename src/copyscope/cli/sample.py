@@ -34,7 +34,7 @@ def sample_command(
     = False,
 ) -> None:
     """Generate samples; an interrupted run resumes from its finished shards."""
-    from copyscope.models.sample import sample
+    from copyscope.stages.sample import sample
 
     path = sample(source, n, out=out, checkpoint=checkpoint, steps=steps, ancestral=ancestral,
                   seed=seed, batch_size=batch_size, device=device, force=force)

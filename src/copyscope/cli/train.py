@@ -37,17 +37,20 @@ def train_command(
     force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
 ) -> None:
     """Train a model; an interrupted run resumes from its newest checkpoint when run again."""
-    from copyscope.models.train import TrainConfig
-    from copyscope.models.train import train as train_model
+    from copyscope.records import TrainRecord
+    from copyscope.rundir import RunDir
+    from copyscope.stages.train import TrainConfig
+    from copyscope.stages.train import train as train_model
 
     config = TrainConfig(family=family, train=train, size=size, epochs=epochs,
                          batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
                          model=parse_settings(setting or []))
     path = train_model(config, out, device=device, force=force)
-    stage = json.loads((path / "run.json").read_text())["stages"]["train"]
-    console.print(f"trained {family} on {stage['inputs']['train_size']:,} images for "
-                  f"{stage['epochs_done']} epochs ({stage['steps_done']:,} steps, final loss "
-                  f"{stage['final_loss']:.4f}): [bold]{path}[/]")
+    record = RunDir(path).read(TrainRecord)
+    assert record is not None and record.steps_done is not None
+    console.print(f"trained {family} on {record.train_size:,} images for "
+                  f"{record.epochs_done} epochs ({record.steps_done:,} steps, final loss "
+                  f"{record.final_loss:.4f}): [bold]{path}[/]")
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from copyscope.errors import CopyscopeError
-from copyscope.run import sha256_bytes
+from copyscope.hashing import sha256_bytes
 
 
 @dataclass

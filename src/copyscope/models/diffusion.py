@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import nn
 
-from copyscope.models.base import to_uint8, to_unit
+from copyscope.models import FAMILIES
+from copyscope.models.base import SamplingPlan, to_uint8, to_unit
 from copyscope.progress import progress
 
-DEFAULT_STEPS = 50
+DEFAULT_STEPS = FAMILIES["diffusion"].default_steps
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ class Diffusion(nn.Module):
 
     name: ClassVar[str] = "diffusion"
     Config: ClassVar[type] = DiffusionConfig
-    default_steps: ClassVar[int | None] = DEFAULT_STEPS
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
@@ -88,21 +88,31 @@ class Diffusion(nn.Module):
         opt.step()
         return {"loss": loss.item()}
 
-    def generate(self, n: int, generator: torch.Generator, steps: int | None = DEFAULT_STEPS
+    def plan(self, steps: int | None = None, ancestral: bool = False) -> SamplingPlan:
+        return plan(self.config.num_train_timesteps, steps, ancestral)
+
+    def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None
                  ) -> torch.Tensor:
-        return denoise(self.unet, self.scheduler.config, n, generator, steps)
+        return denoise(self.unet, self.scheduler.config, n, generator, plan or self.plan())
+
+
+def plan(timesteps: int, steps: int | None, ancestral: bool) -> SamplingPlan:
+    """DDIM with ``steps`` steps (default 50), or ancestral DDPM over all ``timesteps``."""
+    if ancestral:
+        return SamplingPlan("ddpm", timesteps)
+    return SamplingPlan(FAMILIES["diffusion"].sampler, steps or DEFAULT_STEPS)
 
 
 def denoise(unet: UNet2DModel, scheduler_config: Any, n: int, generator: torch.Generator,
-            steps: int | None, show: bool = False) -> torch.Tensor:
-    """Generate ``n`` images from pure noise: DDIM with ``steps`` steps, or ancestral DDPM over
-    every training timestep when ``steps`` is None. Returns uint8 (n, H, W, C)."""
-    if steps is None:
+            plan: SamplingPlan, show: bool = False) -> torch.Tensor:
+    """Generate ``n`` images from pure noise as ``plan`` says (DDIM, or ancestral DDPM over every
+    training timestep). Returns uint8 (n, H, W, C)."""
+    if plan.sampler == "ddpm":
         scheduler = DDPMScheduler.from_config(scheduler_config)
         scheduler.set_timesteps(scheduler.config.num_train_timesteps)
     else:
         scheduler = DDIMScheduler.from_config(scheduler_config)
-        scheduler.set_timesteps(steps)
+        scheduler.set_timesteps(plan.steps)
     cfg = unet.config
     size = cfg.sample_size if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
     hw = (size, size) if isinstance(size, int) else size

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from copyscope.models.base import to_uint8, to_unit
+from copyscope.models.base import SamplingPlan, one_shot, to_uint8, to_unit
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class GANConfig:
 class DCGAN(nn.Module):
     name: ClassVar[str] = "gan"
     Config: ClassVar[type] = GANConfig
-    default_steps: ClassVar[int | None] = None
+    plan = one_shot("gan")
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
@@ -88,7 +88,7 @@ class DCGAN(nn.Module):
         return {"loss": g_loss.item() + d_loss.item(), "g_loss": g_loss.item(),
                 "d_loss": d_loss.item()}
 
-    def generate(self, n: int, generator: torch.Generator, steps: int | None = None
+    def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None
                  ) -> torch.Tensor:
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=generator.device)
         device = next(self.generator.parameters()).device

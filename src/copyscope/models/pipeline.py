@@ -1,15 +1,43 @@
 """Diffusers pipeline directories that users bring: ``save_pretrained`` output of a pipeline with a
-``UNet2DModel`` (``unet/``) and a scheduler config (``scheduler/``), read from local files only."""
+``UNet2DModel`` (``unet/``) and a scheduler config (``scheduler/``), read from local files only.
+
+A loaded pipeline is a :class:`copyscope.models.base.Generator` like any family, sampled with the
+diffusion family's DDIM / ancestral DDPM sampler.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import torch
 
 from copyscope.errors import CopyscopeError
-from copyscope.run import sha256_bytes
+from copyscope.hashing import sha256_bytes
+from copyscope.models.base import SamplingPlan
 
 UNET, SCHEDULER = "unet", "scheduler"
+
+
+class Pipeline:
+    """A user's diffusers pipeline as a Generator: its UNet and its scheduler's config."""
+
+    name: ClassVar[str] = "pipeline"
+
+    def __init__(self, unet: Any, scheduler_config: dict[str, Any]) -> None:
+        self.unet = unet
+        self.scheduler_config = scheduler_config
+
+    def plan(self, steps: int | None = None, ancestral: bool = False) -> SamplingPlan:
+        from copyscope.models.diffusion import plan
+
+        return plan(self.scheduler_config["num_train_timesteps"], steps, ancestral)
+
+    def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None
+                 ) -> torch.Tensor:
+        from copyscope.models.diffusion import denoise
+
+        return denoise(self.unet, self.scheduler_config, n, generator, plan or self.plan())
 
 
 def is_pipeline(path: Path) -> bool:
@@ -18,8 +46,8 @@ def is_pipeline(path: Path) -> bool:
         path / SCHEDULER / "scheduler_config.json").is_file()
 
 
-def load_pipeline(path: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """The UNet (eval mode) and scheduler config of a pipeline directory; never reaches a hub."""
+def load_pipeline(path: Path, device: str = "cpu") -> Pipeline:
+    """The pipeline's UNet (eval mode) and scheduler config; never reaches a hub."""
     from diffusers import DDPMScheduler, UNet2DModel
 
     path = Path(path)
@@ -34,7 +62,7 @@ def load_pipeline(path: Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]
     except (OSError, ValueError) as e:
         raise CopyscopeError(f"{path / SCHEDULER} does not hold a readable scheduler config "
                              f"({_first(e)}).") from e
-    return unet.to(device).eval(), dict(scheduler_config)
+    return Pipeline(unet.to(device).eval(), dict(scheduler_config))
 
 
 def pipeline_hash(path: Path) -> str:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from copyscope.models.base import to_unit
+from copyscope.models.base import SamplingPlan, one_shot, to_unit
 from copyscope.progress import progress
 
 LEVELS = 256
@@ -88,7 +88,7 @@ class GatedLayer(nn.Module):
 class GatedPixelCNN(nn.Module):
     name: ClassVar[str] = "pixelcnn"
     Config: ClassVar[type] = PixelCNNConfig
-    default_steps: ClassVar[int | None] = None
+    plan = one_shot("pixelcnn")
 
     def __init__(self, config: PixelCNNConfig) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ class GatedPixelCNN(nn.Module):
         opt.step()
         return {"loss": nll.item() / torch.log(torch.tensor(2.0)).item()}
 
-    def generate(self, n: int, generator: torch.Generator, steps: int | None = None,
+    def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None,
                  show: bool = False) -> torch.Tensor:
         """Sample pixel by pixel in raster order.
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from copyscope.analysis.rundata import open_run
+from copyscope.analysis.audited import open_audit
 from copyscope.analysis.stage import analyse
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
+from copyscope.files import atomic_path
 from copyscope.progress import progress
 from copyscope.report.sections import comparison_section, is_missing, run_section
-from copyscope.run import atomic_path, command_line, now, versions
+from copyscope.rundir import command_line, now, versions
 
 TEMPLATE = "report.html.j2"
 
@@ -42,7 +43,7 @@ def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
     if len(set(names)) < len(names):
         raise CopyscopeError("Two of the runs share a folder name; the report names runs by "
                              "their folder, so give runs with distinct names.")
-    data = [open_run(r) for r in runs]
+    data = [open_audit(r) for r in runs]
     sections = [run_section(analyse(d), top, per_item)
                 for d in progress(data, desc="report", total=len(data), show=show)]
     html = render({

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from copyscope.analysis import figures, trends
+from copyscope.analysis.audited import AuditedRun
 from copyscope.analysis.pairs import (
     PANELS,
     PairView,
@@ -26,13 +28,15 @@ from copyscope.analysis.pairs import (
     pair_view,
     top_copies,
 )
-from copyscope.analysis.rundata import RunData
 from copyscope.analysis.stage import Analysis
 from copyscope.errors import CopyscopeError
-from copyscope.report.embed import png_uri, svg_uri
-from copyscope.run import MANIFEST, RunDir
+from copyscope.models import fact_names
+from copyscope.pictures import png_uri
+from copyscope.report.embed import svg_uri
+from copyscope.rundir import MANIFEST, RunDir
 
-FACT_LABELS = {"family": "model family", "train_size": "training images", "dropout": "dropout",
+FACT_LABELS = {"family": "model family", "train_size": "training images",
+               **{f: f.replace("_", " ") for f in fact_names()},
                "checkpoint": "checkpoint", "epoch": "epoch", "steps": "sampling steps",
                "seed": "sampling seed"}
 
@@ -44,17 +48,18 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
     name = run.default_criterion
     s = run.summary
     correlation = float(spearmanr(run.items["knn_mean_l2"], run.items["nn_other_l2"]).statistic)
-    criteria = [{"name": k, **v, "default": k == name} for k, v in s["criteria"].items()]
+    criteria = [{"name": k, **asdict(v), "default": k == name} for k, v in s.criteria.items()]
     section: dict[str, Any] = {
         "id": f"run-{run.name}",
         "name": run.name,
         "path": str(run.path),
-        "facts": [(FACT_LABELS[k], run.info[k]) for k in FACT_LABELS if run.info[k] is not None],
-        "inputs": run.audit["inputs"],
+        "facts": [(FACT_LABELS[k], run.facts[k]) for k in FACT_LABELS
+                  if run.facts[k] is not None],
+        "inputs": run.inputs,
         "params": run.params,
         "summary": s,
         "default": name,
-        "default_rule": s["criteria"][name]["rule"],
+        "default_rule": s.criteria[name].rule,
         "criteria": criteria,
         "threshold": run.heldout_threshold,
         "exact_copies": int((run.samples["nn_l2"] == 0).sum()),
@@ -87,7 +92,7 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
     return section
 
 
-def galleries(run: RunData, top: int, per_item: int, regenerated: int,
+def galleries(run: AuditedRun, top: int, per_item: int, regenerated: int,
               controls: int) -> dict[str, Any]:
     """The top flagged copies, the most-regenerated items and the closest held-out images."""
     flagged = top_copies(run, top)
@@ -108,7 +113,7 @@ def _pair(view: PairView) -> dict[str, Any]:
             "width": view.panels["query"].shape[1]}
 
 
-def _item(run: RunData, item: int, per_item: int) -> dict[str, Any]:
+def _item(run: AuditedRun, item: int, per_item: int) -> dict[str, Any]:
     view = item_view(run, item, per_item)
     row = view.row
     return {"item": item, "label": row.get("label"), "n_nearest": row["n_nearest"],
@@ -126,28 +131,28 @@ def _bin_labels(table: pd.DataFrame) -> pd.DataFrame:
                                                                        strict=True)])
 
 
-def manifest_section(run: RunData) -> dict[str, Any]:
+def manifest_section(run: AuditedRun) -> dict[str, Any]:
     """Versions, seeds, data hashes and the exact commands of every stage in run.json.
 
     The stages of the training run that the samples came from (the sample stage's
     ``model.run``) come first, when that run directory is still there.
     """
-    stages = _model_stages(run) | run.manifest.get("stages", {})
+    manifest = run.manifest()
+    stages = _model_stages(run) | manifest.get("stages", {})
     return {
         "commands": [(k, v["command"]) for k, v in stages.items() if v.get("command")],
         "seeds": [(k, seed, value) for k, v in stages.items()
                   for seed, value in _seeds(v).items()],
-        "versions": run.audit.get("versions", {}),
-        "hashes": [(role, e["spec"], e["n"], e["sha256"])
-                   for role, e in run.audit["inputs"].items()],
+        "versions": run.record.versions or {},
+        "hashes": [(role, e["spec"], e["n"], e["sha256"]) for role, e in run.inputs.items()],
         "stages": [(k, v.get("status"), v.get("finished"), v.get("timings_s"))
                    for k, v in stages.items()],
-        "run_json": json.dumps(run.manifest, indent=2),
+        "run_json": json.dumps(manifest, indent=2),
     }
 
 
-def _model_stages(run: RunData) -> dict[str, Any]:
-    source = run.manifest.get("stages", {}).get("sample", {}).get("model", {}).get("run")
+def _model_stages(run: AuditedRun) -> dict[str, Any]:
+    source = ((run.sample.model or {}) if run.sample else {}).get("run")
     if not source or not (Path(source) / MANIFEST).is_file():
         return {}
     if Path(source).resolve() == run.path.resolve():
@@ -166,18 +171,18 @@ def _seeds(stage: dict[str, Any]) -> dict[str, Any]:
     return seeds
 
 
-def limitations(run: RunData, correlation: float) -> list[str]:
+def limitations(run: AuditedRun, correlation: float) -> list[str]:
     """What this run's evidence cannot show, with its own numbers where they matter.
 
     ``correlation`` is the Spearman correlation of outlierness and near-duplication.
     """
     s = run.summary
-    n_s, n_h = s["n_samples"], s["n_heldout"]
-    default = s["criteria"][run.default_criterion]
+    n_s, n_h = s.n_samples, s.n_heldout
+    default = s.criteria[run.default_criterion]
     return [
         f"Resolution: with {n_h:,} held-out images the smallest false-positive rate that can be "
         f"measured is 1/{n_h:,} = {100 / n_h:.3f}%; with {n_s:,} samples the 95% interval of the "
-        f"copy rate reaches up to {100 * default['copy_rate_ci95'][1]:.2f}%. A rate of zero is a "
+        f"copy rate reaches up to {100 * default.copy_rate_ci95[1]:.2f}%. A rate of zero is a "
         "statement about these samples, not about everything the model can generate.",
         "Copies are searched in pixel space under L2: a copy that is shifted, rotated, cropped, "
         "recoloured or only partly copied can sit far from its source and go unflagged. The "
@@ -201,7 +206,7 @@ def limitations(run: RunData, correlation: float) -> list[str]:
     ]
 
 
-def comparison_section(runs: Sequence[RunData]) -> dict[str, Any]:
+def comparison_section(runs: Sequence[AuditedRun]) -> dict[str, Any]:
     """The trends across runs: rates against family, size and training time, with the controls."""
     table = trends.compare(runs)
     defaults = {r.default_criterion for r in runs}

@@ -3,7 +3,7 @@
 Shifting pixels by 128 turns uint8 into int8 (q' = q - 128, x' = x - 128) without changing any
 distance, so ||q - x||^2 = ||q'||^2 + ||x'||^2 - 2 q'.x'. Ranking the training items for one query
 only needs s(x) = ||x'||^2 - 2 q'.x', and ``torch._int_mm`` computes q'.x' exactly in int32 (VNNI
-on x86), 5.6x the throughput of fp32 sgemm on our 2-core CPU (benchmarks/RESULTS.md). Nothing
+on x86), several times the throughput of fp32 sgemm (measured in benchmarks/). Nothing
 is rounded, so the ranking is the float64 brute-force ranking. Queries are processed in blocks
 written into one reused output buffer (fresh 100 MB allocations cost more in page faults than
 the multiply), and the top-k selection runs on each block as soon as it is computed, in two exact
@@ -24,14 +24,11 @@ import torch
 
 from copyscope.progress import bar
 from copyscope.search.base import Neighbours
+from copyscope.tensors import default_device
 
 INT8_MAX_DIM = (2**31 - 1) // 255**2 - 1
 BUFFER_BYTES = 256 * 2**20
 GROUP = 16
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class ExactSearcher:
@@ -41,7 +38,7 @@ class ExactSearcher:
 
     def __init__(self, device: str | torch.device | None = None,
                  buffer_bytes: int = BUFFER_BYTES) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device if device is not None else default_device())
         self.buffer_bytes = buffer_bytes
 
     def fit(self, x: np.ndarray) -> Self:

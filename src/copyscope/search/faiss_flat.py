@@ -27,6 +27,9 @@ class FaissSearcher:
 
     def search(self, q: np.ndarray, k: int, *, exclude_self: bool = False,
                show: bool = True) -> Neighbours:
+        q = np.asarray(q)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"queries must be (M, {self.dim}) uint8")
         k = min(k, self.n - int(exclude_self))
         queries = np.ascontiguousarray(q, dtype=np.float32)
         _, index = self.index.search(queries, k + int(exclude_self))

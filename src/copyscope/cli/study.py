@@ -11,6 +11,7 @@ from rich.table import Table
 
 from copyscope.cli.common import console
 from copyscope.detect.criteria import CRITERIA
+from copyscope.models import fact_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,18 +30,26 @@ def run_command(
     study = read_study(config)
     table = run_study(study, only=only, force=force)
     print_table(table)
+    if study.quality:
+        from copyscope.stages.quality import heldout_floor
+
+        floor = heldout_floor(study.heldout)
+        console.print(f"What real digits reach ({study.heldout}, one half against the other): "
+                      f"classifier confidence {floor.mean_confidence:.2f}, Fréchet distance "
+                      f"{floor.frechet_distance:.1f}.", highlight=False)
     if study.note:
         console.print(study.note.strip(), highlight=False, soft_wrap=True)
     console.print(f"Run directories and study.parquet under [bold]{study.out}[/]")
 
 
 def print_table(table: pd.DataFrame) -> None:
-    """| family | training size | samples | copy rate per criterion | held-out FPR | quality |."""
+    """| model | family | training size | family facts | samples | copy rate per criterion |
+    held-out FPR | quality |."""
     out = Table(title="Copies among generated samples (each searched against every training "
                 "image); copy rate per criterion", box=box.SIMPLE_HEAD, pad_edge=False)
     out.add_column("model", no_wrap=True)
     out.add_column("family", no_wrap=True)
-    for col in ("training\nsize", "dropout", "samples", *CRITERIA, "held-out\nFPR"):
+    for col in ("training\nsize", *fact_names(), "samples", *CRITERIA, "held-out\nFPR"):
         out.add_column(col, justify="right")
     quality = "mean_confidence" in table
     if quality:
@@ -49,7 +58,8 @@ def print_table(table: pd.DataFrame) -> None:
     for r in table.to_dict("records"):
         cells = [r["model"], r["family"],
                  f"{r['train_size']:,}" if _known(r["train_size"]) else "-",
-                 f"{r['dropout']:g}" if _known(r["dropout"]) else "-", f"{r['samples']:,}"]
+                 *[f"{r[f]:g}" if _known(r.get(f)) else "-" for f in fact_names()],
+                 f"{r['samples']:,}"]
         cells += [f"{100 * r[f'copy_rate_{c}']:.1f}%" for c in CRITERIA]
         default = r["default_criterion"]
         cells.append(f"{100 * r[f'heldout_fpr_{default}']:.2f}%")

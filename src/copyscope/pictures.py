@@ -1,0 +1,20 @@
+"""Pictures as data URIs: one PNG encoder for the report and the web app."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def png_uri(image: np.ndarray, optimize: bool = True) -> str:
+    """A uint8 H x W (x C, C = 1 or 3) image as a PNG data URI at its own resolution.
+
+    ``optimize`` makes the file smaller and takes longer (the report optimizes, the app's
+    per-request thumbnails do not)."""
+    array = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", optimize=optimize)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

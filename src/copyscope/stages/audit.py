@@ -1,0 +1,320 @@
+"""The audit stage: generated samples in; per-sample evidence, verdicts and trends out.
+
+Every sample is searched exactly against every training image. The held-out real images go
+through exactly the same measures and criteria, so each verdict comes with the rate at which it
+fires on real data the model never saw. README.md defines every measure.
+
+    <out>/samples.parquet    one row per sample (stages.evidence)
+    <out>/controls.parquet   the same for every held-out image: the null distribution
+    <out>/items.parquet      one row per training image
+    <out>/summary.json       AuditSummary
+    <out>/run.json           stage "audit" (AuditRecord)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from copyscope.cache import cached_arrays
+from copyscope.data import ImageSet, load
+from copyscope.detect import calibration, criteria, datacopying
+from copyscope.errors import CopyscopeError
+from copyscope.files import write_parquet
+from copyscope.hashing import fingerprint, jsonable
+from copyscope.records import AuditIdentity, AuditRecord, AuditSummary, CriterionRate
+from copyscope.rundir import RunDir, chunked, command_line, now, versions
+from copyscope.search import Neighbours, make_searcher, normalised_l2
+from copyscope.stages.audit_config import AuditConfig
+from copyscope.stages.evidence import Reference, evidence_table
+
+MIN_SIDE = 11  # SSIM's 11x11 Gaussian window
+Timings = dict[str, float]
+
+
+@dataclass
+class Audit:
+    """What an audit produces; the same tables are written to the run directory."""
+
+    samples: pd.DataFrame
+    controls: pd.DataFrame
+    items: pd.DataFrame
+    summary: AuditSummary
+    record: AuditRecord
+    out: Path | None = None
+
+
+@dataclass
+class Searched:
+    """Every neighbour list an audit needs, found once."""
+
+    reference: Reference
+    train_nb: Neighbours
+    """Each training image's nearest other training images."""
+    ctrl_nb: Neighbours
+    """Each held-out image's nearest training images."""
+    ctrl_held: Neighbours
+    """Each held-out image's nearest other held-out image."""
+    sample_nb: Neighbours
+    sample_held: Neighbours
+
+
+def audit_identity(samples: ImageSet, train: ImageSet, heldout: ImageSet,
+                   config: AuditConfig) -> AuditIdentity:
+    """What makes an audit *this* audit: the three image sets' hashes and the settings."""
+    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(asdict(config)))
+
+
+def audit(
+    samples: str | Path | ImageSet,
+    train: str | Path | ImageSet = "mnist:train",
+    heldout: str | Path | ImageSet = "mnist:test",
+    out: str | Path | None = None,
+    config: AuditConfig | None = None,
+    force: bool = False,
+    show: bool = True,
+) -> Audit:
+    """Search every sample against every training image and judge it against the held-out null.
+
+    With ``out`` the tables, summary.json and run.json are written there atomically; an
+    interrupted audit resumes from its finished chunks. A folder already holding a different
+    audit is refused unless ``force``.
+    """
+    cfg = config or AuditConfig()
+    cfg.validate()
+    timings: Timings = {}
+    with _timed(timings, "load"):
+        s_set, t_set, h_set = load(samples), load(train), load(heldout)
+    _check_inputs(s_set, t_set, h_set)
+    identity = audit_identity(s_set, t_set, h_set, cfg)
+    run = RunDir(Path(out)) if out is not None else None
+    if run is not None:
+        run.claim(AuditRecord, identity, force)
+    started = now()
+    partial = fingerprint({"identity": asdict(identity), "k": min(cfg.neighbours, len(t_set) - 1)})
+    found = _search(s_set, t_set, h_set, cfg, run.partial(f"search-{partial}") if run else None,
+                    timings, show)
+    with _timed(timings, "measures"):
+        s_table, c_table = _tables(found, s_set, h_set)
+    with _timed(timings, "data_copying"):
+        per_item, radius_d2 = _item_copying(found, len(t_set), cfg)
+        items = _items(t_set, s_table, c_table, found.train_nb, per_item)
+        ct = _meehan(t_set, h_set, s_set, cfg)
+    summary = _summary(s_table, c_table, items, found, ct, cfg,
+                       float(normalised_l2(np.asarray(radius_d2), t_set.dim)))
+    record = AuditRecord(
+        identity=identity, status="complete",
+        inputs={"samples": s_set.describe(), "train": t_set.describe(),
+                "heldout": h_set.describe()},
+        params=asdict(cfg), seeds={"kmeans_cells": cfg.seed}, versions=versions(),
+        device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
+        started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
+    if run is not None:
+        for name, table in (("samples", s_table), ("controls", c_table), ("items", items)):
+            write_parquet(run.file(f"{name}.parquet"), table)
+        run.write(summary)
+        run.write(record)
+        run.clear_partial(f"search-{partial}")
+    return Audit(s_table, c_table, items, summary, record, run.path if run else None)
+
+
+def _check_inputs(s: ImageSet, t: ImageSet, h: ImageSet) -> None:
+    for name, other in (("samples", s), ("held-out set", h)):
+        if other.image_shape != t.image_shape:
+            raise CopyscopeError(
+                f"{other.source}: the {name} have shape {other.image_shape} per image but the "
+                f"training set {t.source} has {t.image_shape}; they must match."
+            )
+    if len(t) < 2:
+        raise CopyscopeError(f"{t.source} holds {len(t)} image; the audit needs at least 2.")
+    if len(h) < 2:
+        raise CopyscopeError(f"{h.source} holds {len(h)} image; the control needs at least 2.")
+    if min(t.image_shape[:2]) < MIN_SIDE:
+        raise CopyscopeError(
+            f"{t.source}: images are {t.image_shape[0]}x{t.image_shape[1]}; the measures need "
+            f"at least {MIN_SIDE}x{MIN_SIDE} pixels."
+        )
+
+
+@contextmanager
+def _timed(timings: Timings, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def _search(s_set: ImageSet, t_set: ImageSet, h_set: ImageSet, cfg: AuditConfig,
+            store: Path | None, timings: Timings, show: bool) -> Searched:
+    """The training set's and the held-out set's own neighbours (cached: they depend only on the
+    data), then every sample's, in resumable chunks."""
+    k = min(cfg.neighbours, len(t_set) - 1)
+    with _timed(timings, "index"):
+        searcher = make_searcher(cfg.backend).fit(t_set.flat)
+    with _timed(timings, "train_neighbours"):
+        train_nb = _cached_search(searcher, t_set, t_set, k, True, show, "training set vs itself")
+    with _timed(timings, "controls_search"):
+        ctrl_nb = _cached_search(searcher, t_set, h_set, k, False, show, "held-out vs training")
+        held_searcher = make_searcher(cfg.backend).fit(h_set.flat)
+        ctrl_held = _cached_search(held_searcher, h_set, h_set, 1, True, False, "held-out")
+    reference = Reference(cfg, t_set, searcher, held_searcher, ctrl_nb.d2[:, 0],
+                          train_nb.l2.mean(axis=1))
+    with _timed(timings, "samples_search"):
+        flat = s_set.flat
+
+        def compute(piece: slice) -> dict[str, np.ndarray]:
+            nb, hb = reference.search(flat[piece])
+            return {"d2": nb.d2, "index": nb.index, "hd2": hb.d2, "hindex": hb.index}
+
+        r = chunked(len(s_set), cfg.chunk, compute, store, desc="search samples", show=show)
+    return Searched(reference, train_nb, ctrl_nb, ctrl_held,
+                    Neighbours(r["d2"], r["index"], s_set.dim),
+                    Neighbours(r["hd2"], r["hindex"], s_set.dim))
+
+
+def _cached_search(searcher: Any, ref: ImageSet, queries: ImageSet, k: int, exclude_self: bool,
+                   show: bool, what: str) -> Neighbours:
+    """Neighbours that depend only on datasets, cached under $COPYSCOPE_HOME."""
+    key = {"ref": ref.sha256, "queries": queries.sha256, "k": k, "exclude_self": exclude_self}
+
+    def compute() -> dict[str, np.ndarray]:
+        nb = searcher.search(queries.flat, k, exclude_self=exclude_self, show=show)
+        return {"d2": nb.d2, "index": nb.index}
+
+    arrays = cached_arrays("neighbours", key, compute)
+    return Neighbours(arrays["d2"], arrays["index"], ref.dim)
+
+
+def _tables(found: Searched, s_set: ImageSet, h_set: ImageSet
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """samples.parquet and controls.parquet: every sample judged against the held-out null, and
+    every held-out image judged the same way against the other held-out images."""
+    ref = found.reference
+    s_table = ref.evidence(s_set, found.sample_nb, found.sample_held)
+    key = {"train": ref.train.sha256, "heldout": h_set.sha256, "k": ref.k,
+           "alpha": ref.config.alpha}
+    c_table = _cached_table("controls", key, lambda: evidence_table(
+        h_set, found.ctrl_nb, found.ctrl_held, ref.train, ref.train_knn_mean,
+        calibration.heldout_p_loo(ref.null_d2), ref.config, "heldout"))
+    return s_table, criteria.apply(c_table, ref.config)
+
+
+def _cached_table(kind: str, key: dict[str, Any], compute: Callable[[], pd.DataFrame]
+                  ) -> pd.DataFrame:
+    """A table that depends only on datasets, cached under $COPYSCOPE_HOME like neighbours."""
+
+    def arrays() -> dict[str, np.ndarray]:
+        table = compute()
+        return {c: np.asarray(table[c], dtype=str if c == "name" else None) for c in table}
+
+    return pd.DataFrame(cached_arrays(kind, key, arrays))
+
+
+def _item_copying(found: Searched, n_items: int, cfg: AuditConfig
+                  ) -> tuple[dict[str, np.ndarray], float]:
+    """The per-item data-copying test and the region radius (squared pixel distance) it used."""
+    null_d2 = found.reference.null_d2
+    radius_d2 = float(np.quantile(null_d2, cfg.near_q))
+    per_item = datacopying.item_copying(
+        n_items, found.sample_nb.index[:, 0], found.sample_nb.d2[:, 0],
+        found.ctrl_nb.index[:, 0], null_d2, radius_d2, cfg.item_alpha)
+    return per_item, radius_d2
+
+
+def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_nb: Neighbours,
+           per_item: dict[str, np.ndarray]) -> pd.DataFrame:
+    n = len(train)
+    nn = s_table["nn_train"].to_numpy()
+    table: dict[str, Any] = {"item": np.arange(n)}
+    if train.labels is not None:
+        table["label"] = train.labels
+    table["n_nearest"] = np.bincount(nn, minlength=n)
+    table["n_copies"] = np.bincount(nn[s_table["is_copy"].to_numpy()], minlength=n)
+    for name in criteria.CRITERIA:
+        flags = s_table[f"copy_{name}"].to_numpy()
+        table[f"n_copies_{name}"] = np.bincount(nn[flags], minlength=n)
+    table["n_heldout_nearest"] = np.bincount(c_table["nn_train"].to_numpy(), minlength=n)
+    table["nn_other"] = train_nb.index[:, 0]
+    table["nn_other_l2"] = train_nb.l2[:, 0]
+    table["knn_mean_l2"] = train_nb.l2.mean(axis=1)
+    table |= per_item
+    return pd.DataFrame(table)
+
+
+def _meehan(t_set: ImageSet, h_set: ImageSet, s_set: ImageSet, cfg: AuditConfig
+            ) -> dict[str, Any]:
+    n_cells = min(cfg.cells, len(t_set))
+
+    def fit_cells() -> dict[str, np.ndarray]:
+        # one thread: k-means' floating-point sums, and so its cells, depend on the thread count
+        with threadpool_limits(limits=1):
+            km = KMeans(n_cells, n_init=1, random_state=cfg.seed).fit(
+                t_set.flat.astype(np.float32))
+        return {"labels": km.labels_.astype(np.int64),
+                "centroids": km.cluster_centers_.astype(np.float32)}
+
+    cells = cached_arrays("cells", {"train": t_set.sha256, "cells": n_cells, "seed": cfg.seed},
+                          fit_cells)
+    centroids = cells["centroids"]
+
+    def assign(x: np.ndarray) -> np.ndarray:
+        xf = x.astype(np.float32)
+        d = (centroids**2).sum(1)[None] - 2 * xf @ centroids.T
+        return d.argmin(1)
+
+    return datacopying.meehan_ct(
+        t_set.flat, cells["labels"], h_set.flat, assign(h_set.flat), s_set.flat,
+        assign(s_set.flat), n_cells, cfg.min_cell_samples, lambda: make_searcher(cfg.backend))
+
+
+def _rates(s_table: pd.DataFrame, c_table: pd.DataFrame) -> dict[str, CriterionRate]:
+    """Every criterion's copy rate among samples and false-positive rate among held-out images."""
+    out = {}
+    for name, c in criteria.CRITERIA.items():
+        copies = calibration.rate(s_table[f"copy_{name}"].to_numpy())
+        fpr = calibration.rate(c_table[f"copy_{name}"].to_numpy())
+        out[name] = CriterionRate(
+            rule=c.rule, citation=c.citation, copies=copies["count"], copy_rate=copies["rate"],
+            copy_rate_ci95=copies["ci95"], heldout_flagged=fpr["count"],
+            heldout_fpr=fpr["rate"], heldout_fpr_ci95=fpr["ci95"])
+    return out
+
+
+def _summary(s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.DataFrame,
+             found: Searched, ct: dict[str, Any], cfg: AuditConfig,
+             radius_l2: float) -> AuditSummary:
+    rates = _rates(s_table, c_table)
+    default = rates[cfg.default]
+    flagged = items[items["copying_flag"]].sort_values("copying_score", ascending=False)
+    self_zero = found.train_nb.d2 == 0
+    rows = np.arange(len(found.train_nb))[:, None]
+    return AuditSummary(
+        n_samples=len(s_table), n_train=len(items), n_heldout=len(c_table),
+        default_criterion=cfg.default, copies=default.copies, copy_rate=default.copy_rate,
+        copy_rate_ci95=default.copy_rate_ci95, heldout_fpr=default.heldout_fpr,
+        heldout_fpr_ci95=default.heldout_fpr_ci95, criteria=rates,
+        distinct_items_copied=int(s_table.loc[s_table["is_copy"], "nn_train"].nunique()),
+        nn_l2_median={"samples": float(s_table["nn_l2"].median()),
+                      "heldout": float(c_table["nn_l2"].median())},
+        data_copying_ct={k: v for k, v in ct.items() if k != "per_cell"},
+        ct_cells=ct["per_cell"],
+        memorised_items={
+            "method": "Bhattacharjee et al. (2023)-style per-item test; see items.parquet",
+            "radius_l2": radius_l2, "near_q": cfg.near_q, "alpha": cfg.item_alpha,
+            "n_flagged": len(flagged),
+            "top": flagged.head(20)[["item", "near_samples", "near_heldout", "copying_score",
+                                     "copying_p"]].to_dict("records"),
+        },
+        duplicates={
+            "train_items_with_exact_duplicate": int(self_zero.any(axis=1).sum()),
+            "train_exact_pairs": int((self_zero & (found.train_nb.index > rows)).sum()),
+            "heldout_exact_in_train": int((found.ctrl_nb.d2[:, 0] == 0).sum()),
+        })

@@ -1,0 +1,156 @@
+"""The sampling stage: a trained model (or a user's diffusers pipeline) in; uint8 shards out.
+
+    <out>/samples/shard-00000.npy ...   uint8 (N, H, W), or (N, H, W, C) for colour
+    <out>/run.json                      stage "sample" (SampleRecord): model, checkpoint, sampler
+
+Shard k is drawn from a generator seeded with (seed, k), so an interrupted run resumes shard by
+shard and the same seed gives the same images. By default the samples of a training run's newest
+checkpoint go into the run directory itself (which is then a samples SPEC for ``audit``), and those
+of an earlier checkpoint into ``<run>/epochs/<checkpoint>/``, a run directory of its own whose
+sample stage names the training run (what an epoch sweep audits).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from copyscope.data.shards import SAMPLES_DIR
+from copyscope.errors import CopyscopeError
+from copyscope.files import save_npy
+from copyscope.models import model_facts
+from copyscope.models.base import Generator, SamplingPlan, peak_memory_mb
+from copyscope.models.checkpoints import checkpoint_meta, model_hash
+from copyscope.models.pipeline import is_pipeline, load_pipeline, pipeline_hash
+from copyscope.progress import bar
+from copyscope.records import SampleIdentity, SampleRecord, TrainRecord
+from copyscope.rundir import RunDir, command_line, now, versions
+from copyscope.seeds import derived_seed
+from copyscope.stages.train import load_model
+from copyscope.tensors import default_device
+
+EPOCHS = "epochs"
+SHARD = 1000
+SAMPLE = 0x5A3
+
+
+@dataclass
+class Sampler:
+    """A ready model source: the generator, how it samples, and what the sample stage records."""
+
+    generator: Generator
+    plan: SamplingPlan
+    model: dict[str, Any]
+    """family, train_size, the family facts and run, as the sample record stores them."""
+    checkpoint: str
+    checkpoint_sha256: str
+    epoch: int | None
+    step: int | None
+
+    def generate(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` images as uint8 (n, H, W, C), all randomness from ``rng``."""
+        return self.generator.generate(n, rng, self.plan)
+
+
+def sample(source: str | Path, n: int, out: str | Path | None = None,
+           checkpoint: str | None = None, steps: int | None = None, ancestral: bool = False,
+           seed: int = 0, batch_size: int = 250, device: str | None = None,
+           force: bool = False, show: bool = True) -> Path:
+    """Generate ``n`` images from a training run or a diffusers pipeline directory.
+
+    ``steps`` sets the DDIM steps of diffusion models (default 50); ``ancestral`` samples with
+    full ancestral DDPM over every training timestep instead. Returns the run directory written.
+    """
+    source = Path(source)
+    if n < 1 or batch_size < 1:
+        raise CopyscopeError("Invalid sampling setting: n and batch_size must be at least 1.")
+    if steps is not None and steps < 1:
+        raise CopyscopeError("Invalid sampling setting: steps must be at least 1.")
+    device = device or default_device()
+    sampler = open_sampler(source, checkpoint, steps, ancestral, device)
+    if out is None:
+        if sampler.model["family"] == "pipeline":
+            raise CopyscopeError(f"{source} is a diffusers pipeline; give --out for its samples.")
+        out = source if checkpoint is None else source / EPOCHS / Path(sampler.checkpoint).stem
+    run = RunDir(Path(out))
+    identity = SampleIdentity(model=sampler.checkpoint_sha256, n=n, steps=sampler.plan.steps,
+                              sampler=sampler.plan.sampler, seed=seed, batch_size=batch_size,
+                              shard=SHARD)
+    if run.done(SampleRecord, identity) is not None:
+        return run.path  # already done: keep its record (and its timings)
+    previous = run.claim(SampleRecord, identity, force)
+    if previous is not None and not previous.made_from(identity):
+        shutil.rmtree(run.file(SAMPLES_DIR), ignore_errors=True)  # another sample run's shards
+    started, began = now(), time.perf_counter()
+    _draw_shards(run, sampler, n, seed, batch_size, show)
+    seconds = time.perf_counter() - began
+    run.write(SampleRecord(
+        identity=identity, status="complete", model=sampler.model,
+        checkpoint=sampler.checkpoint, checkpoint_sha256=sampler.checkpoint_sha256,
+        epoch=sampler.epoch, step=sampler.step, steps=sampler.plan.steps,
+        sampler=sampler.plan.sampler, seed=seed, n=n, batch_size=batch_size,
+        seeds={"shard k": f"(seed, k) -> seed {seed}"}, device=device,
+        versions=versions(), command=command_line(), started=started,
+        finished=now(), timings_s={"sample": round(seconds, 3)},
+        samples_per_s=round(n / seconds, 2) if seconds > 0 else None,
+        peak_memory_mb=peak_memory_mb(device)))
+    return run.path
+
+
+def _draw_shards(run: RunDir, sampler: Sampler, n: int, seed: int, batch_size: int,
+                 show: bool) -> None:
+    """Every shard not yet on disk, each from its own seeded generator."""
+    progress = bar(n, desc=f"sample {sampler.model['family']}", show=show, unit="img")
+    with torch.inference_mode():
+        for k, first in enumerate(range(0, n, SHARD)):
+            size = min(SHARD, n - first)
+            path = run.file(SAMPLES_DIR) / f"shard-{k:05d}.npy"
+            if path.exists():
+                progress.update(size)
+                continue
+            rng = torch.Generator().manual_seed(derived_seed(seed, k, SAMPLE))
+            parts = []
+            for b in range(0, size, batch_size):
+                parts.append(sampler.generate(min(batch_size, size - b), rng).numpy())
+                progress.update(len(parts[-1]))
+            images = np.concatenate(parts)
+            save_npy(path, images[..., 0] if images.shape[-1] == 1 else images)
+    progress.close()
+
+
+def open_sampler(source: Path, checkpoint: str | None, steps: int | None, ancestral: bool,
+                 device: str) -> Sampler:
+    """A ready generator for a training run's checkpoint or a diffusers pipeline directory.
+
+    Used by :func:`sample` and by the web app's live view, so both draw the same images for the
+    same checkpoint, steps and seed.
+    """
+    if not source.is_dir():
+        raise CopyscopeError(f"{source} does not exist or is not a folder.")
+    if is_pipeline(source):
+        pipeline = load_pipeline(source, device)
+        return Sampler(pipeline, pipeline.plan(steps, ancestral),
+                       {"family": "pipeline", "train_size": None,
+                        **model_facts("pipeline", None), "run": str(source)},
+                       str(source), pipeline_hash(source), None, None)
+    if not (source / "run.json").is_file():
+        raise CopyscopeError(f"{source} is neither a training run (run.json with a train stage) "
+                             "nor a diffusers pipeline directory (unet/ and scheduler/).")
+    model, path = load_model(source, checkpoint, device)
+    if not isinstance(model, Generator):
+        raise CopyscopeError(f"{source}: a {model.name} model does not generate images.")
+    meta = checkpoint_meta(path)
+    trained = RunDir(source).read(TrainRecord)
+    facts = {"family": model.name, "train_size": trained.train_size if trained else None,
+             **model_facts(model.name, model.config), "run": str(source)}
+    try:
+        plan = model.plan(steps, ancestral)
+    except CopyscopeError as e:
+        raise CopyscopeError(f"{source}: {e}") from e
+    return Sampler(model, plan, facts, str(path), model_hash(path), meta.epoch, meta.step)

@@ -1,0 +1,250 @@
+"""The training stage: a seeded training subset in; safetensors checkpoints and run.json out.
+
+One loop serves every :class:`copyscope.models.base.Trainable` family. Training is resumable
+and exact: every random choice of epoch e (data order, noise, timesteps, dropout) is drawn from
+generators seeded with (seed, e), and each checkpoint is stored with the optimizer state, so a run
+interrupted at any point - ``kill -9`` included - and started again ends with the same weights,
+bit for bit on CPU, as one that was never interrupted.
+
+    runs/<name>/
+      run.json                          stage "train" (TrainRecord): family, config, data, seed
+      train_indices.npy                 which items of the training SPEC the model saw
+      checkpoints/epoch-NNNN.safetensors  model weights; metadata: epoch, step, loss, config
+      resume.pt                         optimizer state of the newest checkpoint
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from copyscope.data import ImageSet, load
+from copyscope.errors import CopyscopeError
+from copyscope.files import atomic_path, save_npy
+from copyscope.hashing import jsonable, sha256_bytes
+from copyscope.models import family_class
+from copyscope.models.base import make_config, peak_memory_mb
+from copyscope.models.checkpoints import (
+    checkpoint_meta,
+    checkpoint_name,
+    checkpoints,
+    find_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from copyscope.progress import bar
+from copyscope.records import TrainIdentity, TrainRecord
+from copyscope.rundir import RunDir, command_line, now, versions
+from copyscope.seeds import derived_seed, epoch_batches
+from copyscope.tensors import default_device, to_nchw
+
+CHECKPOINTS = "checkpoints"
+INDICES = "train_indices.npy"
+RESUME = "resume.pt"
+INIT, EPOCH = 0x1417, 0x7024  # keys that separate the seed streams
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What defines a training run (all recorded in run.json)."""
+
+    family: str
+    train: str = "mnist:train"
+    """SPEC of the training set the subset is drawn from."""
+    size: int | None = None
+    """Training-set size: a seeded, class-balanced subset; None trains on the whole SPEC."""
+    epochs: int = 1
+    batch_size: int = 64
+    seed: int = 0
+    checkpoint_every: int = 1
+    """Save a checkpoint every this many epochs (and always after the last one)."""
+    model: dict[str, Any] | None = None
+    """Family settings (see the family's Config), e.g. {"dropout": 0.0} for the GAN."""
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+            (self.size is None or self.size >= 1, "size must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CopyscopeError(f"Invalid training setting: {message}.")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The subset a run trains on, and the identity it gives the run."""
+
+    data: ImageSet
+    """The whole training SPEC."""
+    indices: np.ndarray
+    subset: ImageSet
+    model_config: Any
+    identity: TrainIdentity
+
+
+def training_data(config: TrainConfig) -> TrainingData:
+    """Validate ``config``, load its SPEC and draw its subset: everything but the training."""
+    config.validate()
+    cls = family_class(config.family)
+    model_config = make_config(cls.Config, config.model, f"settings of family {config.family}")
+    data = load(config.train)
+    indices = subset_indices(data, config.size, config.seed)
+    identity = TrainIdentity(
+        family=config.family, model=jsonable(asdict(model_config)), train=data.sha256,
+        indices=sha256_bytes(indices.astype(np.int64).data), batch_size=config.batch_size,
+        seed=config.seed)
+    return TrainingData(data, indices, data.select(indices), model_config, identity)
+
+
+def subset_indices(images: ImageSet, size: int | None, seed: int) -> np.ndarray:
+    """A seeded subset of ``size`` items, class-balanced where the labels and size allow.
+
+    Each class gets ``size // classes`` items and a random ``size % classes`` classes one more;
+    a class with too few items gives what it has and the rest is drawn from the other classes.
+    Without labels the subset is uniform. Returned sorted.
+    """
+    n = len(images)
+    if size is None or size == n:
+        return np.arange(n)
+    if size > n:
+        raise CopyscopeError(f"{images.source} holds {n:,} images; cannot draw {size:,}.")
+    rng = np.random.default_rng([seed, 0x5B5E7])
+    if images.labels is None:
+        return np.sort(rng.choice(n, size, replace=False))
+    classes = np.unique(images.labels)
+    quota = np.full(len(classes), size // len(classes))
+    quota[rng.choice(len(classes), size % len(classes), replace=False)] += 1
+    chosen = []
+    for c, q in zip(classes, quota, strict=True):
+        members = np.flatnonzero(images.labels == c)
+        chosen.append(rng.choice(members, min(q, len(members)), replace=False))
+    picked = np.concatenate(chosen)
+    if len(picked) < size:
+        rest = np.setdiff1d(np.arange(n), picked)
+        picked = np.concatenate([picked, rng.choice(rest, size - len(picked), replace=False)])
+    return np.sort(picked)
+
+
+def load_model(run: Path, checkpoint: str | None = None, device: str = "cpu"
+               ) -> tuple[torch.nn.Module, Path]:
+    """The model of a training run at a checkpoint (default: the newest), in eval mode."""
+    if RunDir(Path(run)).read(TrainRecord) is None:
+        raise CopyscopeError(f"{run} holds no training run (no train stage in run.json).")
+    path = find_checkpoint(Path(run) / CHECKPOINTS, checkpoint, owner=Path(run))
+    return load_checkpoint(path, device), path
+
+
+def train(config: TrainConfig, out: str | Path, device: str | None = None, force: bool = False,
+          show: bool = True) -> Path:
+    """Train ``config.family`` on a seeded subset of ``config.train``; checkpoints go to ``out``.
+
+    Started again with the same config, a run resumes from its newest checkpoint; with more
+    epochs it goes on training. A folder holding a different run is refused unless ``force``.
+    """
+    td = training_data(config)
+    run = RunDir(Path(out))
+    previous = run.claim(TrainRecord, td.identity, force)
+    if previous is not None and not previous.made_from(td.identity):
+        _remove_stale(run.path)  # --force over a different run: its checkpoints are not ours
+    save_npy(run.file(INDICES), td.indices)
+    device = device or default_device()
+    torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
+    model = family_class(config.family)(td.model_config).to(device)
+    optimizers = model.configure_optimizers()
+    start, step = _resume(run.path, model, optimizers, device)
+    record = _started(run, config, td, device, sum(p.numel() for p in model.parameters()))
+    times = list(record.epoch_seconds or [])[:start]
+    _epochs(run, record, model, optimizers, to_nchw(td.subset.images, device), config,
+            start, step, times, show)
+    last = checkpoint_meta(find_checkpoint(run.path / CHECKPOINTS))
+    record.status, record.epochs_done, record.steps_done = "complete", last.epoch, last.step
+    record.final_loss = last.loss
+    record.checkpoints = [p.name for p in checkpoints(run.path / CHECKPOINTS)]
+    record.finished, record.epoch_seconds = now(), [round(t, 3) for t in times]
+    record.timings_s = {"train": round(sum(times), 3),
+                        "per_epoch": round(float(np.mean(times)), 3) if times else None}
+    record.peak_memory_mb = peak_memory_mb(device)
+    run.write(record)
+    return run.path
+
+
+def _started(run: RunDir, config: TrainConfig, td: TrainingData, device: str,
+             parameters: int) -> TrainRecord:
+    """The run's record as training starts (or resumes), keeping what earlier epochs measured."""
+    before = run.read(TrainRecord)
+    return TrainRecord(
+        identity=td.identity, status="started", family=config.family,
+        config=jsonable({**asdict(config), "model": asdict(td.model_config)}),
+        inputs={"train": td.data.describe(), "indices": INDICES, "train_size": len(td.subset),
+                "indices_sha256": td.identity.indices},
+        seeds={"subset": config.seed, "epochs": f"(seed, epoch) -> seed {config.seed}"},
+        device=device, versions=versions(), command=command_line(),
+        started=(before.started if before and before.started else now()),
+        parameters=parameters, epoch_seconds=before.epoch_seconds if before else None)
+
+
+def _epochs(run: RunDir, record: TrainRecord, model: Any,
+            optimizers: dict[str, torch.optim.Optimizer], x: torch.Tensor, config: TrainConfig,
+            start: int, step: int, times: list[float], show: bool) -> None:
+    """Train epochs ``start`` .. ``config.epochs``, saving checkpoints and progress as it goes."""
+    n = len(x)
+    per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0))
+    progress = bar(max(0, config.epochs - start) * per_epoch, desc=f"train {config.family}",
+                   show=show, unit="step")
+    model.train()
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        torch.manual_seed(derived_seed(config.seed, epoch, EPOCH))
+        losses = []
+        for idx in epoch_batches(n, config.batch_size, config.seed, epoch):
+            losses.append(model.train_step(x[torch.from_numpy(idx).to(x.device)],
+                                           optimizers)["loss"])
+            step += 1
+            progress.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", refresh=False)
+            progress.update()
+        times.append(time.perf_counter() - began)
+        done = epoch + 1
+        if done % config.checkpoint_every == 0 or done == config.epochs:
+            save_checkpoint(run.path / CHECKPOINTS / checkpoint_name(done), model, done, step,
+                            float(np.mean(losses)))
+            _save_resume(run.path, optimizers, done, step)
+            record.epochs_done, record.steps_done = done, step
+            record.epoch_seconds = [round(t, 3) for t in times]
+            run.write(record)
+    progress.close()
+
+
+def _resume(run: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+            device: str) -> tuple[int, int]:
+    """Load the newest checkpoint and its optimizer state; return (epochs done, steps done)."""
+    state_path = run / RESUME
+    if not state_path.exists():
+        return 0, 0
+    state = torch.load(state_path, map_location=device, weights_only=True)
+    load_weights(model, run / CHECKPOINTS / checkpoint_name(state["epoch"]))
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    return int(state["epoch"]), int(state["step"])
+
+
+def _save_resume(run: Path, optimizers: dict[str, torch.optim.Optimizer], epoch: int,
+                 step: int) -> None:
+    """The optimizer state that goes with the checkpoint just written (written after it)."""
+    with atomic_path(run / RESUME) as tmp:
+        torch.save({"epoch": epoch, "step": step,
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}, tmp)
+
+
+def _remove_stale(run: Path) -> None:
+    (run / RESUME).unlink(missing_ok=True)
+    for p in checkpoints(run / CHECKPOINTS):
+        p.unlink()
