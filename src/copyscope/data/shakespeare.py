@@ -262,7 +262,7 @@ def duplication(works: list[str] | None = None, min_length: int = 50) -> object:
             continue
         modern = corpus.select([doc[e["modern"]]])
         folio = corpus.select([doc[e["folio"]]])
-        result = measure(SuffixIndex.build(modern), folio, min_length=min_length)
+        result = measure(SuffixIndex.build(modern, show=False), folio, min_length=min_length)
         t = result.texts.iloc[0]
         rows.append({"work": e["work"], "title": e["title"], "modern": e["modern"],
                      "folio": e["folio"], "modern_chars": modern.chars,

@@ -54,6 +54,8 @@ def load_table(path: Path, column: str | None = None, id_column: str | None = No
     else:
         text = _decode_file(path)
         columns, rows = _read_jsonl(path, text) if suffix == ".jsonl" else _read_csv(path, text)
+    if not rows:
+        raise CopyscopeError(f"{path} holds no rows (the corpus is empty).")
     transcripts = TRANSCRIPT["text"] in columns
     if column is None:
         column = DEFAULT_COLUMN if DEFAULT_COLUMN in columns else (
@@ -138,8 +140,8 @@ def _column(path: Path, rows: list[dict[str, Any]], column: str, text: bool) -> 
         if v is None:
             raise CopyscopeError(f"{path}: row {r} has no value in column {column!r}.")
         if text and not isinstance(v, str):
-            raise CopyscopeError(f"{path}: column {column!r} is not text (row {r} holds a "
-                                 f"{type(v).__name__}).")
+            raise CopyscopeError(f"{path}: column {column!r} is not text (row {r} holds "
+                                 f"{type(v).__name__} values).")
         values.append(v if isinstance(v, str) else str(v))
     return values
 
