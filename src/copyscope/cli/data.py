@@ -38,5 +38,7 @@ def shakespeare(
     with console.status("preparing Shakespeare (fetch, verify, extract)..."):
         path = shakespeare_data.prepare(source)
     held = shakespeare_data.load("heldout")
-    console.print(f"Shakespeare verified (77 texts, sha256 each; {len(held)} held out by work, "
-                  f"seed {shakespeare_data.SEED}): [bold]{path}[/]", emoji=False)
+    works = len(held.meta["heldout_works"])
+    console.print(f"Shakespeare verified (77 texts, sha256 each; held out by work, seed "
+                  f"{shakespeare_data.SEED}: {len(held)} texts of {works} works): [bold]{path}[/]",
+                  emoji=False)

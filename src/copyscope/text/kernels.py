@@ -24,41 +24,36 @@ import numpy as np
 SEP = 0xFF
 BLOCK = 64
 """LCP entries per block of the block-minimum table."""
-PIECE = 1 << 16
-"""Bytes per piece of work handed to one thread (index build and queries)."""
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def inverse_and_lcp(text: np.ndarray, sa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The inverse suffix array and the LCP array, by the Φ algorithm.
 
     Kärkkäinen, Manzini & Puglisi (2009), "Permuted Longest-Common-Prefix Array", CPM: the LCP
     is computed in text order (PLCP, where each value is at least the previous one minus one)
-    and then permuted into suffix-array order. Each loop is split across threads; the PLCP loop
-    restarts its running value at every piece, which changes only the work, not the result.
+    and then permuted into suffix-array order.
     """
     n = len(sa)
     isa = np.empty(n, sa.dtype)
     plcp = np.empty(n, sa.dtype)  # holds Φ first: the suffix ranked just before each suffix
-    for r in numba.prange(n):
+    for r in range(n):
         isa[sa[r]] = r
         plcp[sa[r]] = sa[r - 1] if r > 0 else -1
-    pieces = max(1, n // PIECE)
-    for k in numba.prange(pieces):
-        h = 0
-        for i in range(k * n // pieces, (k + 1) * n // pieces):
-            j = plcp[i]
-            if j < 0:
-                plcp[i] = 0
-                h = 0
-                continue
-            while i + h < n and j + h < n and text[i + h] == text[j + h]:
-                h += 1
-            plcp[i] = h
-            if h > 0:
-                h -= 1
+    h = 0
+    for i in range(n):
+        j = plcp[i]
+        if j < 0:
+            plcp[i] = 0
+            h = 0
+            continue
+        while i + h < n and j + h < n and text[i + h] == text[j + h]:
+            h += 1
+        plcp[i] = h
+        if h > 0:
+            h -= 1
     lcp = np.empty(n, sa.dtype)
-    for r in numba.prange(n):
+    for r in range(n):
         lcp[r] = plcp[sa[r]]
     return isa, lcp
 
@@ -193,7 +188,7 @@ def find(text: np.ndarray, sa: np.ndarray, bucket: np.ndarray, pattern: np.ndarr
     return lo, hi
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def longest_matches(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.ndarray,
                     table: np.ndarray, bucket: np.ndarray, query: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,31 +196,16 @@ def longest_matches(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.n
     where it occurs (the first in suffix order; -1 if none) and its number of occurrences.
 
     A separator byte in the query matches nothing, so several texts can be queried at once,
-    joined by separators, without a match running from one into the next. The query is cut into
-    pieces matched in parallel; each piece starts afresh, so the result does not depend on the
-    number of threads.
+    joined by separators, without a match running from one into the next.
     """
     q = len(query)
     length = np.zeros(q, np.int64)
     where = np.full(q, -1, np.int64)
     count = np.zeros(q, np.int64)
-    pieces = -(-q // PIECE)
-    for k in numba.prange(pieces):
-        _match_piece(text, sa, isa, lcp, table, bucket, query, k * PIECE,
-                     min(q, (k + 1) * PIECE), length, where, count)
-    return length, where, count
-
-
-@numba.njit(cache=True, nogil=True)
-def _match_piece(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.ndarray,
-                 table: np.ndarray, bucket: np.ndarray, query: np.ndarray, first: int,
-                 stop: int, length: np.ndarray, where: np.ndarray, count: np.ndarray) -> None:
-    """Longest matches at query positions first .. stop - 1 (a match may run past stop)."""
-    q = len(query)
     d = 0
     lo = 0
     hi = 0
-    for i in range(first, stop):
+    for i in range(q):
         while i + d < q:
             c = query[i + d]
             if c == SEP:
@@ -248,3 +228,4 @@ def _match_piece(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.ndar
             r0 = isa[sa[lo] + 1]
             lo = _widen_left(lcp, table, r0, d)
             hi = _widen_right(lcp, table, r0, d)
+    return length, where, count
