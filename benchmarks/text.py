@@ -56,13 +56,19 @@ SEED = 0
 PASSAGE = 100
 
 
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+CPU = {}
+"""CPU seconds (all threads of this process) of the fastest run of each timed call, by label."""
+
+
+def best(fn: Callable[[], object], repeat: int, label: str = "") -> tuple[float, object]:
+    """Fastest wall time of ``repeat`` runs; its CPU time is kept in CPU[label]."""
     times, out = [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    wall, CPU[label] = min(times)
+    return wall, out
 
 
 def infini_gram_build(corpus: TextCorpus, where: Path) -> tuple[float, str | None]:
@@ -88,9 +94,11 @@ def infini_gram_build(corpus: TextCorpus, where: Path) -> tuple[float, str | Non
            "--save_dir", str(where), "--token_dtype", "u8", "--cpus", str(os.cpu_count()),
            "--mem", "8", "--ulimit", str(files)]
     (where / "none").mkdir(exist_ok=True)
-    start = time.perf_counter()
+    start, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["infini-gram"] = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     if run.returncode != 0 or not (where / "table.0").exists():
         tail = (run.stderr or run.stdout).strip().splitlines()[-1:]
         return seconds, f"its indexer failed ({' '.join(tail)})"
@@ -151,6 +159,12 @@ def mbs(nbytes: int, seconds: float) -> str:
     return f"{nbytes / 1e6 / seconds:.2f}"
 
 
+def row(what: str, nbytes: int, wall: float, label: str) -> dict[str, str]:
+    cpu = CPU[label]
+    return {"what": what, "wall s": f"{wall:.2f}", "MB/s (wall)": mbs(nbytes, wall),
+            "CPU s": f"{cpu:.2f}", "MB per CPU-second": mbs(nbytes, cpu)}
+
+
 def benchmark(args: argparse.Namespace) -> str:
     import pydivsufsort
 
@@ -160,42 +174,37 @@ def benchmark(args: argparse.Namespace) -> str:
     warm = SuffixIndex.build(held.select([0]), show=False)  # compile the Numba loops
     warm.matches(held.document(0)[:1000])
 
-    t_sa, _ = best(lambda: pydivsufsort.divsufsort(text), args.repeat)
-    t_mem, index = best(lambda: SuffixIndex.build(train, show=False), args.repeat)
+    t_sa, _ = best(lambda: pydivsufsort.divsufsort(text), args.repeat, "sa")
+    t_mem, index = best(lambda: SuffixIndex.build(train, show=False), args.repeat, "mem")
     with tempfile.TemporaryDirectory() as tmp:
         t_disk, _ = best(lambda: SuffixIndex.build(train, Path(tmp) / "i", show=False),
-                         args.repeat)
+                         args.repeat, "disk")
     parts = index.meta["timings_s"]
     n = train.nbytes
     build_rows = [
-        {"method": "pydivsufsort.divsufsort alone (suffix array only)", "seconds":
-         f"{t_sa:.2f}", "MB/s": mbs(n, t_sa)},
-        {"method": "copyscope SuffixIndex.build, in memory (SA + ISA + LCP)", "seconds":
-         f"{t_mem:.2f}", "MB/s": mbs(n, t_mem)},
-        {"method": "copyscope SuffixIndex.build to disk (+ 5 files, index.json)", "seconds":
-         f"{t_disk:.2f}", "MB/s": mbs(n, t_disk)}]
+        row("pydivsufsort.divsufsort alone (suffix array only)", n, t_sa, "sa"),
+        row("copyscope SuffixIndex.build, in memory (SA + ISA + LCP)", n, t_mem, "mem"),
+        row("copyscope SuffixIndex.build to disk (+ 5 files, index.json)", n, t_disk, "disk")]
 
     q_held = np.frombuffer(with_separators(held)[0], np.uint8)
     copied = train.data[:1_000_000]
-    t_qh, m_held = best(lambda: index.matches(q_held), args.repeat)
-    t_qc, m_copied = best(lambda: index.matches(copied), args.repeat)
+    t_qh, m_held = best(lambda: index.matches(q_held), args.repeat, "held")
+    t_qc, m_copied = best(lambda: index.matches(copied), args.repeat, "copied")
     pieces = [held.text(d)[i:i + 1000] for d in range(len(held))
               for i in range(0, len(held.text(d)) - 999, 1000)]
     texts = from_texts(pieces)
-    t_spans, spans = best(lambda: measure(index, texts), args.repeat)
+    t_spans, spans = best(lambda: measure(index, texts), args.repeat, "spans")
     query_rows = [
-        {"query": f"held-out split, whole texts ({q_held.size / 1e6:.2f} MB)", "seconds":
-         f"{t_qh:.2f}", "MB/s": mbs(q_held.size, t_qh),
-         "mean / max match (bytes)": f"{m_held.length.mean():.1f} / {m_held.length.max():,}"},
-        {"query": "training text, entirely copied (1.00 MB)", "seconds": f"{t_qc:.2f}",
-         "MB/s": mbs(copied.size, t_qc),
-         "mean / max match (bytes)": f"{m_copied.length.mean():,.0f} / "
-                                     f"{m_copied.length.max():,}"},
-        {"query": f"measure(): {len(texts):,} held-out texts of 1,000 characters "
-                  f"({texts.nbytes / 1e6:.2f} MB)", "seconds": f"{t_spans:.2f}",
-         "MB/s": mbs(texts.nbytes, t_spans),
-         "mean / max match (bytes)": f"{spans.creativity.mean():.1f} / "
-                                     f"{spans.creativity.max():,} (characters)"}]
+        row(f"held-out split, whole texts ({q_held.size / 1e6:.2f} MB)", q_held.size, t_qh,
+            "held") | {"mean / max match": f"{m_held.length.mean():.1f} / "
+                                           f"{m_held.length.max():,} bytes"},
+        row("training text, entirely copied (1.00 MB)", copied.size, t_qc, "copied")
+        | {"mean / max match": f"{m_copied.length.mean():,.0f} / "
+                               f"{m_copied.length.max():,} bytes"},
+        row(f"measure(): {len(texts):,} held-out texts of 1,000 characters "
+            f"({texts.nbytes / 1e6:.2f} MB)", texts.nbytes, t_spans, "spans")
+        | {"mean / max match": f"{spans.creativity.mean():.1f} / "
+                               f"{spans.creativity.max():,} characters"}]
 
     rng = np.random.default_rng(SEED)
     queries = passages(held, 5, rng) + passages(train, 5, rng)
@@ -208,9 +217,8 @@ def benchmark(args: argparse.Namespace) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             t_ig, why = infini_gram_build(train, Path(tmp))
             if why is None:
-                infini_row = {"method": "infini-gram 2.6 indexer (u8 = raw bytes; Rust SA "
-                              "build, 2 workers)", "seconds": f"{t_ig:.2f}",
-                              "MB/s": mbs(n, t_ig)}
+                infini_row = row("infini-gram 2.6 indexer (u8 = raw bytes; Rust SA build, 2 "
+                                 "workers)", n, t_ig, "infini-gram")
                 t_igq, theirs = infini_gram_creativity(Path(tmp), queries)
                 agree = sum(int(np.sum(np.asarray(t) == o)) for t, o in
                             zip(theirs, ours, strict=True))
@@ -260,8 +268,10 @@ def benchmark(args: argparse.Namespace) -> str:
         f"    {command}", "",
         *machine(),
         f"- Load average (1, 5, 15 min) at the start {load_start}, at the end {load()}: both "
-        "cores were busy with background model training (and other jobs) throughout, so every "
-        "time here is what a busy 2-core machine gives; a quiet one is faster.",
+        "cores were busy with background model training (and other jobs) throughout, so wall "
+        "times are what a busy 2-core machine gives. CPU s is the CPU time of the run (all its "
+        "threads; for infini-gram, its indexer processes): MB per CPU-second is the rate on a "
+        "core of one's own.",
         f"- Corpus: shakespeare:train (seed 0): {len(train)} texts, {n / 1e6:.2f} MB; queries from "
         f"shakespeare:heldout ({len(held)} texts of 8 works). Best of {args.repeat} runs.", "",
         "### Index build", "", *table(build_rows), "",
