@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 data: setup
 	$(BIN)/copyscope data mnist
+	$(BIN)/copyscope data shakespeare
 
 # The demo study: the committed models/ checkpoints sampled, audited against all 60,000 training
 # images with the held-out control, quality-checked, tabulated (configs/demo.toml), then reported.

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh cache per test session (sharing only the verified MNIST files)."""
+"""Shared fixtures: a fresh cache per test session (sharing only verified MNIST and Shakespeare)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from copyscope.cache import home
-from copyscope.data import mnist
+from copyscope.data import mnist, shakespeare
 
 
 @pytest.fixture(scope="session", autouse=True)
 def copyscope_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mnist.prepare()  # fetched once into the user's cache (make test does this first)
+    shakespeare.prepare()
     real = home()
     fresh = tmp_path_factory.mktemp("copyscope-home")
     (fresh / "mnist").symlink_to(real / "mnist", target_is_directory=True)
+    (fresh / "shakespeare").symlink_to(real / "shakespeare", target_is_directory=True)
     os.environ["COPYSCOPE_HOME"] = str(fresh)
     os.environ["COPYSCOPE_PROGRESS"] = "0"
     return fresh

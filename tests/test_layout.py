@@ -11,6 +11,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "copyscope"
 # What each layer may not import (data <- models <- stages <- analysis/report/app/cli).
 FORBIDDEN = {
     "data": ("copyscope.models", "copyscope.stages", "copyscope.rundir", "copyscope.records",
+             "copyscope.text", "copyscope.search", "copyscope.detect",
              "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "models": ("copyscope.stages", "copyscope.rundir", "copyscope.records",
                "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
@@ -18,6 +19,8 @@ FORBIDDEN = {
                "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "detect": ("copyscope.models", "copyscope.stages", "copyscope.rundir",
                "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
+    "text": ("copyscope.models", "copyscope.stages", "copyscope.rundir", "copyscope.records",
+             "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "stages": ("copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "analysis": ("copyscope.report", "copyscope.app", "copyscope.cli"),
 }

