@@ -11,7 +11,7 @@ import sys
 import typer
 
 from copyscope.cli import audit, data, report, sample, study, text, train, webapp
-from copyscope.cli.common import console
+from copyscope.cli.common import console, error
 from copyscope.errors import CopyscopeError
 
 app = typer.Typer(
@@ -40,7 +40,7 @@ def main() -> None:
     except CopyscopeError as e:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        error("error", str(e))
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted; finished work is kept, run the same command again to resume.")
@@ -49,13 +49,11 @@ def main() -> None:
         if debug:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        console.print(f"[bold red]error:[/] {where}{e.strerror or e}.", highlight=False,
-                      soft_wrap=True)
+        error("error", f"{where}{e.strerror or e}.")
         sys.exit(2)
     except Exception as e:  # a bug: still one sentence, with the way to see more
         if debug:
             raise
-        console.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
-                      "(run again with --debug for the traceback).", highlight=False,
-                      soft_wrap=True)
+        error("internal error", f"{type(e).__name__}: {e} (run again with --debug for the "
+              "traceback).")
         sys.exit(3)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from copyscope.cli.common import SPEC_HELP, console
+from copyscope.cli.common import SPEC_HELP, console, markup, say
 from copyscope.stages.audit_config import AuditConfig
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ audit_command = _with_settings(audit_command)
 
 def print_summary(result: Audit) -> None:
     s = result.summary
-    table = Table(title=f"{s.n_samples:,} samples vs {s.n_train:,} training images "
-                  f"(control: {s.n_heldout:,} held-out)")
+    table = Table(title=markup("{s.n_samples:,} samples vs {s.n_train:,} training images "
+                               "(control: {s.n_heldout:,} held-out)", s=s))
     for col in ("criterion", "copies", "copy rate (95% CI)", "held-out false-positive rate"):
         table.add_column(col, justify="left" if col == "criterion" else "right")
     for name, c in s.criteria.items():
@@ -67,16 +67,16 @@ def print_summary(result: Audit) -> None:
     console.print(table)
     ct = s.data_copying_ct
     if ct["C_T"] is not None:
-        console.print(f"Meehan et al. C_T = {ct['C_T']:+.2f} over {ct['cells_used']} of "
-                      f"{ct['cells']} cells (<< 0: samples closer to training than unseen data).")
+        say("Meehan et al. C_T = {ct[C_T]:+.2f} over {ct[cells_used]} of {ct[cells]} cells "
+            "(<< 0: samples closer to training than unseen data).", ct=ct)
     else:
-        console.print(f"Meehan et al. C_T not computed: no k-means cell holds more than "
-                      f"{ct['min_cell_samples']} samples (give more samples or fewer --cells).")
-    console.print("Training items with unusually much generated mass nearby: "
-                  f"{s.memorised_items['n_flagged']}")
+        say("Meehan et al. C_T not computed: no k-means cell holds more than "
+            "{ct[min_cell_samples]} samples (give more samples or fewer --cells).", ct=ct)
+    say("Training items with unusually much generated mass nearby: {n}",
+        n=s.memorised_items["n_flagged"])
     if result.out is not None:
-        console.print(f"Written to [bold]{result.out}[/]: samples.parquet, controls.parquet, "
-                      "items.parquet, summary.json, run.json")
+        say("Written to [bold]{out}[/]: samples.parquet, controls.parquet, items.parquet, "
+            "summary.json, run.json", out=result.out)
 
 
 def _rate(rate: float, ci: list[float]) -> str:

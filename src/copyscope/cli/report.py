@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from copyscope.cli.common import console
+from copyscope.cli.common import say
 from copyscope.errors import CopyscopeError
 
 
@@ -29,6 +29,5 @@ def report_command(
             raise CopyscopeError("Several runs give one comparison report; name it with --out.")
         out = runs[0] / "report.html"
     path = write_report(runs, out, top=top, per_item=per_item)
-    console.print(f"Report written to [bold]{path}[/] (self-contained; open it in any browser). "
-                  "Analysis tables: " + ", ".join(str(Path(r) / "analysis") for r in runs),
-                  highlight=False, soft_wrap=True)
+    say("Report written to [bold]{path}[/] (self-contained; open it in any browser). Analysis "
+        "tables: {tables}", path=path, tables=", ".join(str(Path(r) / "analysis") for r in runs))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from copyscope.cli.common import console
+from copyscope.cli.common import say
 
 Opt = typer.Option
 
@@ -38,5 +38,5 @@ def sample_command(
 
     path = sample(source, n, out=out, checkpoint=checkpoint, steps=steps, ancestral=ancestral,
                   seed=seed, batch_size=batch_size, device=device, force=force)
-    console.print(f"{n:,} samples in [bold]{path}[/] (audit them with "
-                  f"copyscope audit --samples {path} --out {path})")
+    say("{n:,} samples in [bold]{path}[/] (audit them with copyscope audit --samples {path} "
+        "--out {path})", n=n, path=path)

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from copyscope.cli.common import console
+from copyscope.cli.common import console, markup, say
 from copyscope.detect.criteria import CRITERIA
 from copyscope.models import fact_names
 
@@ -34,12 +34,12 @@ def run_command(
         from copyscope.stages.quality import heldout_floor
 
         floor = heldout_floor(study.heldout)
-        console.print(f"What real digits reach ({study.heldout}, one half against the other): "
-                      f"classifier confidence {floor.mean_confidence:.2f}, Fréchet distance "
-                      f"{floor.frechet_distance:.1f}.", highlight=False)
+        say("What real digits reach ({heldout}, one half against the other): classifier "
+            "confidence {f.mean_confidence:.2f}, Fréchet distance {f.frechet_distance:.1f}.",
+            heldout=study.heldout, f=floor)
     if study.note:
-        console.print(study.note.strip(), highlight=False, soft_wrap=True)
-    console.print(f"Run directories and study.parquet under [bold]{study.out}[/]")
+        say("{note}", note=study.note.strip())
+    say("Run directories and study.parquet under [bold]{out}[/]", out=study.out)
 
 
 def print_table(table: pd.DataFrame) -> None:
@@ -56,7 +56,7 @@ def print_table(table: pd.DataFrame) -> None:
         out.add_column("classifier\nconfidence", justify="right")
         out.add_column("Fréchet\ndistance", justify="right")
     for r in table.to_dict("records"):
-        cells = [r["model"], r["family"],
+        cells = [markup("{m}", m=r["model"]), r["family"],
                  f"{r['train_size']:,}" if _known(r["train_size"]) else "-",
                  *[f"{r[f]:g}" if _known(r.get(f)) else "-" for f in fact_names()],
                  f"{r['samples']:,}"]
@@ -69,9 +69,9 @@ def print_table(table: pd.DataFrame) -> None:
     console.print(out)
     first = table.iloc[0]
     fprs = ", ".join(f"{c} {100 * first[f'heldout_fpr_{c}']:.2f}%" for c in CRITERIA)
-    console.print(f"Held-out false-positive rate per criterion (unseen real digits flagged): "
-                  f"{fprs}; the FPR column shows the default criterion "
-                  f"({first['default_criterion']}).", highlight=False, soft_wrap=True)
+    say("Held-out false-positive rate per criterion (unseen real digits flagged): {fprs}; the "
+        "FPR column shows the default criterion ({default}).", fprs=fprs,
+        default=first["default_criterion"])
 
 
 def _known(value: object) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from copyscope.cli.common import console
+from copyscope.cli.common import console, markup, say
 
 if TYPE_CHECKING:
     from copyscope.stages.text import TextSpans
@@ -38,8 +38,8 @@ def index_command(
 
     index = index_corpus(corpus, out, column, id_column, segments, force)
     c = index.meta["corpus"]
-    console.print(f"Indexed {c['documents']:,} documents, {c['chars']:,} characters "
-                  f"({c['bytes']:,} bytes) of {c['spec']}: [bold]{out}[/]", emoji=False)
+    say("Indexed {c[documents]:,} documents, {c[chars]:,} characters ({c[bytes]:,} bytes) of "
+        "{c[spec]}: [bold]{out}[/]", c=c, out=out)
 
 
 @app.command("spans")
@@ -71,11 +71,11 @@ def print_summary(result: TextSpans) -> None:
     s = result.summary
     share = "-" if s.copied_share is None else f"{100 * s.copied_share:.2f}%"
     longest = s.longest_span
-    console.print(f"{s.n_texts:,} texts, {s.chars:,} characters: {share} inside verbatim "
-                  f"spans of at least {s.min_length} characters; longest span "
-                  f"{longest['max']:,} characters (median per text {longest['median']:g}).")
-    table = Table(title=f"Verdicts (control: {s.heldout or 'none'}, "
-                  f"{s.heldout_chunks:,} held-out chunks)")
+    say("{s.n_texts:,} texts, {s.chars:,} characters: {share} inside verbatim spans of at least "
+        "{s.min_length} characters; longest span {longest[max]:,} characters (median per text "
+        "{longest[median]:g}).", s=s, share=share, longest=longest)
+    table = Table(title=markup("Verdicts (control: {heldout}, {n:,} held-out chunks)",
+                               heldout=s.heldout or "none", n=s.heldout_chunks))
     for col in ("criterion", "copies", "copy rate (95% CI)", "held-out false-positive rate"):
         table.add_column(col, justify="left" if col == "criterion" else "right")
     for name, c in s.criteria.items():
@@ -85,8 +85,8 @@ def print_summary(result: TextSpans) -> None:
                       fpr)
     console.print(table)
     if result.out is not None:
-        console.print(f"Written to [bold]{result.out}[/]: texts.parquet, spans.parquet, "
-                      "controls.parquet, text_summary.json, run.json")
+        say("Written to [bold]{out}[/]: texts.parquet, spans.parquet, controls.parquet, "
+            "text_summary.json, run.json", out=result.out)
 
 
 def _rate(rate: float, ci: list[float]) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from copyscope.cli.common import SPEC_HELP, console
+from copyscope.cli.common import SPEC_HELP, say
 from copyscope.errors import CopyscopeError
 from copyscope.models import FAMILIES
 
@@ -48,9 +48,9 @@ def train_command(
     path = train_model(config, out, device=device, force=force)
     record = RunDir(path).read(TrainRecord)
     assert record is not None and record.steps_done is not None
-    console.print(f"trained {family} on {record.train_size:,} images for "
-                  f"{record.epochs_done} epochs ({record.steps_done:,} steps, final loss "
-                  f"{record.final_loss:.4f}): [bold]{path}[/]")
+    say("trained {family} on {r.train_size:,} images for {r.epochs_done} epochs "
+        "({r.steps_done:,} steps, final loss {r.final_loss:.4f}): [bold]{path}[/]",
+        family=family, r=record, path=path)
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:

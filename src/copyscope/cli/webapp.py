@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from copyscope.cli.common import console
+from copyscope.cli.common import console, say
 
 
 def app_command(
@@ -36,12 +36,12 @@ def app_command(
         state = load_state(paths, warm=False)  # warmed up once the server listens
         ui = importing.result()
     ui.check_port(host, port)
-    console.print(f"Loaded {len(state.runs)} run(s) ({', '.join(state.runs)}) and indexed "
-                  f"{len(state.train):,} training images in {time.perf_counter() - start:.1f} s.",
-                  highlight=False)
+    say("Loaded {n} run(s) ({runs}) and indexed {images:,} training images in {s:.1f} s.",
+        n=len(state.runs), runs=", ".join(state.runs), images=len(state.train),
+        s=time.perf_counter() - start)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[bold yellow]warning:[/] listening on {host} makes the app reachable "
-                      "from other machines.")
-    console.print(f"Open [bold]http://{host}:{port}[/] in a browser (Ctrl+C stops the app).",
-                  highlight=False)
+        say("[bold yellow]warning:[/] listening on {host} makes the app reachable from other "
+            "machines.", host=host)
+    say("Open [bold]http://{host}:{port}[/] in a browser (Ctrl+C stops the app).", host=host,
+        port=port)
     ui.launch(state, host, port)
