@@ -24,18 +24,36 @@ from copyscope.data.shards import SAMPLES_DIR, load_shards
 from copyscope.errors import CopyscopeError
 
 DATASETS = {"mnist": mnist.load}
-_SLICE = re.compile(r"^(?P<base>.*?)\[(?P<slice>-?\d*(?::-?\d*){0,2})\]$")
+_SLICE = re.compile(r"^(?P<base>.*?)\[(?P<slice>[^\[\]]*)\]$")
+_INT = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+SLICE_HELP = "a slice like [:300], [100:400] or [::2]"
 
 
 def parse(spec: str) -> tuple[str, slice | None]:
-    """Split a SPEC into its base and an optional slice."""
-    m = _SLICE.match(spec.strip())
-    if not m:
-        return spec.strip(), None
-    parts = [int(p) if p else None for p in m["slice"].split(":")]
+    """Split a SPEC into its base and an optional slice of whole numbers.
+
+    A name ending in ``[...]`` that exists as a file or folder is a name, not a slice. A slice
+    with more than three parts, a part that is not a whole number, or a zero step is one
+    sentence.
+    """
+    text = spec.strip()
+    m = _SLICE.match(text)
+    if not m or Path(text).exists():
+        return text, None
+    parts = m["slice"].split(":")
     if len(parts) == 1:
-        raise CopyscopeError(f"{spec}: use a slice like [:300] or [100:400], not a single index.")
-    return m["base"], slice(*parts)
+        raise CopyscopeError(f"{spec}: use {SLICE_HELP}, not a single index.")
+    if len(parts) > 3:
+        raise CopyscopeError(f"{spec}: a slice has at most three parts (start:stop:step); use "
+                             f"{SLICE_HELP}.")
+    bad = [p.strip() for p in parts if p.strip() and not _INT.match(p)]
+    if bad:
+        raise CopyscopeError(f"{spec}: slice bounds must be whole numbers, and {bad[0]!r} is "
+                             f"not one; use {SLICE_HELP}.")
+    cut = slice(*[int(p) if p.strip() else None for p in parts])
+    if cut.step == 0:
+        raise CopyscopeError(f"{spec}: a slice step cannot be zero; use {SLICE_HELP}.")
+    return m["base"], cut
 
 
 def load(spec: str | Path | ImageSet) -> ImageSet:
@@ -43,12 +61,19 @@ def load(spec: str | Path | ImageSet) -> ImageSet:
     if isinstance(spec, ImageSet):
         return spec
     text = str(spec)
+    if "\x00" in text:
+        raise CopyscopeError(f"{text!r} holds a NUL character, which no file name can hold.")
     base, cut = parse(text)
-    images = _load_base(base)
+    try:
+        images = _load_base(base)
+    except OSError as e:  # unreadable, a name too long for the file system, ...
+        raise CopyscopeError(f"{base} cannot be read ({e.strerror or e}).") from e
     if cut is not None:
+        n = len(images)
         images = images.select(cut, source=text)
         if len(images) == 0:
-            raise CopyscopeError(f"{text} selects no images (the slice is empty).")
+            raise CopyscopeError(f"{text} selects no images: the slice is empty in a set of "
+                                 f"{n:,} images.")
     name, _, split = base.partition(":")
     if not (name in DATASETS and split):
         # a file or folder: remember where it is, so a run reloads it from any directory
