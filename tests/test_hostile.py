@@ -7,6 +7,8 @@ thread counts, resumed sampling rates, and random mutations of every loader's by
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,154 @@ def test_good_slices_and_bracketed_names_still_load(tmp_path, test10k):
     np.save(run / "samples" / "shard-00000.npy", test10k[:6])
     assert len(load(str(run))) == 6
     assert len(load(f"{run}[1:4]")) == 3
+
+
+# ------------------------------------------------------------------- sizes declared by headers
+
+
+def _npy_header(shape: tuple[int, ...], dtype: str = "|u1") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False,
+                                               "shape": shape})
+    return buf.getvalue()
+
+
+def _lying_npy(tmp: Path) -> Path:  # 97.7 GiB declared, 1 KiB present
+    path = tmp / "huge.npy"
+    path.write_bytes(_npy_header((200_000, 512, 1024)) + bytes(1024))
+    return path
+
+
+def _lying_stored_npz(tmp: Path) -> Path:  # 64 GiB of float32 declared inside an .npz
+    import zipfile
+
+    path = tmp / "huge.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("images.npy", _npy_header((2**20, 128, 128), "<f4") + bytes(900))
+    return path
+
+
+def _lying_zip_header(tmp: Path) -> Path:  # the zip claims ~4 GiB inflate from a few bytes
+    np.savez_compressed(tmp / "ok.npz", x=np.zeros((3, 28, 28), np.uint8))
+    raw = bytearray((tmp / "ok.npz").read_bytes())
+    local, central = raw.index(b"PK\x03\x04"), raw.index(b"PK\x01\x02")
+    raw[local + 22 : local + 26] = (2**32 - 2).to_bytes(4, "little")
+    raw[central + 24 : central + 28] = (2**32 - 2).to_bytes(4, "little")
+    (tmp / "liar.npz").write_bytes(bytes(raw))
+    return tmp / "liar.npz"
+
+
+def _lying_idx(tmp: Path) -> Path:  # 1.6 TiB declared in 700 bytes
+    import struct
+
+    path = tmp / "huge-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 100_000, 4096, 4096) + bytes(700))
+    return path
+
+
+def _lying_gzip_idx(tmp: Path) -> Path:  # 3.5 GiB declared in a gzip of ~100 bytes
+    import gzip
+    import struct
+
+    path = tmp / "huge-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, 60_000, 250, 250)
+                                   + bytes(5000)))
+    return path
+
+
+def _pickled_npz(tmp: Path) -> Path:
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.zeros((28, 28)), np.zeros((14, 14))
+    np.savez(tmp / "ragged.npz", images=ragged)
+    return tmp / "ragged.npz"
+
+
+def _pickled_npy(tmp: Path) -> Path:
+    np.save(tmp / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    return tmp / "objects.npy"
+
+
+LIARS = {
+    "npy declaring 98 GiB": (_lying_npy, "promises 97.7 GiB of data but 1.0 KiB follow"),
+    "stored npz declaring 64 GiB": (_lying_stored_npz, "promises 64.0 GiB of data but 900"),
+    "zip header past deflate's ratio": (_lying_zip_header, "more than compression can ever"),
+    "IDX declaring 1.5 TiB": (_lying_idx, "promises 1.5 TiB of data but 700 bytes follow"),
+    "gzip IDX past deflate's ratio": (_lying_gzip_idx, "more than compression can ever"),
+    "pickled npz": (_pickled_npz, "holds Python objects (a pickle)"),
+    "pickled npy": (_pickled_npy, "holds Python objects (a pickle)"),
+}
+
+
+@pytest.mark.parametrize("case", list(LIARS))
+def test_headers_are_checked_before_anything_is_allocated(case, tmp_path, run_cli):
+    make, phrase = LIARS[case]
+    path = make(tmp_path)
+    code, printed = run_cli("audit", "--samples", path, *SMALL, "--out", tmp_path / "r")
+    assert code == 2
+    line = one_error(printed)
+    assert str(path) in line and phrase in line, line
+    assert not (tmp_path / "r").exists()
+
+
+def test_decompression_is_capped_by_the_setting(tmp_path, run_cli, monkeypatch):
+    np.savez_compressed(tmp_path / "bomb.npz", x=np.zeros((400, 160, 160), np.uint8))
+    assert (tmp_path / "bomb.npz").stat().st_size < 40_000  # ~250:1
+    monkeypatch.setenv("COPYSCOPE_MAX_INFLATE", "6M")
+    code, printed = run_cli("audit", "--samples", tmp_path / "bomb.npz", *SMALL, "--out",
+                            tmp_path / "r")
+    line = one_error(printed)
+    assert code == 2 and "bomb.npz:x inflates to 9.8 MiB from" in line
+    assert "past the cap of 6.0 MiB" in line and "COPYSCOPE_MAX_INFLATE" in line
+    monkeypatch.setenv("COPYSCOPE_MAX_INFLATE", "12m")
+    from copyscope.data import load
+
+    assert len(load(tmp_path / "bomb.npz")) == 400
+    monkeypatch.setenv("COPYSCOPE_MAX_INFLATE", "lots")
+    with pytest.raises(Exception, match="COPYSCOPE_MAX_INFLATE='lots' is not a size"):
+        load(tmp_path / "bomb.npz")
+
+
+def test_the_default_cap_refuses_a_gzip_bomb_from_its_header(tmp_path):
+    import gzip
+    import struct
+
+    from copyscope.data import load
+    from copyscope.errors import CopyscopeError
+
+    # 2.2 GiB declared in a 2.5 MB file: within deflate's ratio, past the default cap; refused
+    # from the header, before the rest is inflated
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    head = gzip.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, 150_000, 125, 125) + bytes(9000))
+    path.write_bytes(head + np.random.default_rng(0).bytes(2_500_000))
+    with pytest.raises(CopyscopeError, match=r"inflates to 2\.2 GiB from .* past the cap of "
+                       r"2\.0 GiB"):
+        load(path)
+
+
+def test_memory_is_checked_before_reading(tmp_path, monkeypatch):
+    from copyscope.data import limits, load
+    from copyscope.errors import CopyscopeError
+
+    np.savez(tmp_path / "fine.npz", images=np.zeros((50, 28, 28), np.float32))
+    monkeypatch.setattr(limits, "available_memory", lambda: 100_000)
+    with pytest.raises(CopyscopeError, match=r"fine.npz:images needs 191\.4 KiB of memory to "
+                       r"load, but only 97\.7 KiB is available\."):
+        load(tmp_path / "fine.npz")
+
+
+def test_large_npy_files_are_memory_mapped_with_the_same_hash(tmp_path, monkeypatch, test10k):
+    from copyscope.data import arrays, load
+
+    np.save(tmp_path / "big.npy", test10k[:500, ..., 0])
+    np.save(tmp_path / "big4.npy", test10k[:500])
+    loaded = load(tmp_path / "big.npy")
+    monkeypatch.setattr(arrays, "MMAP_BYTES", 100_000)
+    for name in ("big.npy", "big4.npy"):
+        mapped = load(tmp_path / name)
+        base = mapped.images
+        while base is not None and not isinstance(base, np.memmap):
+            base = base.base
+        assert isinstance(base, np.memmap), name
+        assert mapped.sha256 == loaded.sha256 and mapped.images.shape == (500, 28, 28, 1)

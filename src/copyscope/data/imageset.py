@@ -88,17 +88,27 @@ def to_uint8_images(array: np.ndarray, where: str) -> np.ndarray:
             )
         return a.astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            bad = "NaN" if np.isnan(a).any() else "infinite"
-            raise CopyscopeError(f"{where} holds {bad} values; every pixel must be finite.")
-        lo, hi = float(a.min()), float(a.max())
-        if lo < 0.0 or hi > 1.0:
-            raise CopyscopeError(
-                f"{where} holds floats from {lo:g} to {hi:g}; float pixels must lie in [0, 1] "
-                "(scale 0-255 data to uint8 instead)."
-            )
-        return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+        return _quantise(a, where)
     raise CopyscopeError(f"{where} has dtype {a.dtype}; give uint8 in 0-255 or floats in [0, 1].")
+
+
+def _quantise(a: np.ndarray, where: str) -> np.ndarray:
+    """Floats in [0, 1] as uint8 round(x * 255), a block of images at a time (so a large or
+    memory-mapped input needs no float64 copy of itself)."""
+    lo, hi = float(a.min()), float(a.max())  # NaN propagates to both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = "NaN" if np.isnan(lo) or np.isnan(hi) else "infinite"
+        raise CopyscopeError(f"{where} holds {bad} values; every pixel must be finite.")
+    if lo < 0.0 or hi > 1.0:
+        raise CopyscopeError(
+            f"{where} holds floats from {lo:g} to {hi:g}; float pixels must lie in [0, 1] "
+            "(scale 0-255 data to uint8 instead)."
+        )
+    out = np.empty(a.shape, np.uint8)
+    step = max(1, 2**22 // max(1, a[0].size))
+    for s in range(0, len(a), step):
+        out[s : s + step] = np.rint(a[s : s + step].astype(np.float64) * 255.0)
+    return out
 
 
 def _to_nhwc(a: np.ndarray, where: str) -> np.ndarray:
