@@ -230,3 +230,104 @@ def test_large_npy_files_are_memory_mapped_with_the_same_hash(tmp_path, monkeypa
             base = base.base
         assert isinstance(base, np.memmap), name
         assert mapped.sha256 == loaded.sha256 and mapped.images.shape == (500, 28, 28, 1)
+
+
+# ---------------------------------------------------------------------- images decoded faithfully
+
+
+def _png(path: Path, pixels: np.ndarray, mode: str | None = None, **info: object) -> Path:
+    from PIL import Image
+
+    Image.fromarray(pixels, mode).save(path, format="PNG", **info)
+    return path
+
+
+@pytest.mark.parametrize("low", ["widened", "noisy"])
+def test_16_bit_images_keep_their_high_byte(low, tmp_path, test10k):
+    from copyscope.data import load
+
+    digits = test10k[40:44, ..., 0]
+    wide = digits.astype(np.uint16) * 257  # the usual 8 -> 16-bit widening
+    if low == "noisy":
+        wide = digits.astype(np.uint16) * 256 + np.random.default_rng(1).integers(
+            0, 256, digits.shape, dtype=np.uint16)
+    for i, image in enumerate(wide):
+        _png(tmp_path / f"{i}.png", image)
+    loaded = load(tmp_path)
+    assert loaded.images.shape == (4, 28, 28, 1)
+    assert np.array_equal(loaded.images[..., 0], digits)  # not clipped to two grey levels
+
+
+def test_palette_la_and_rgba_grey_digits_audit_against_a_grayscale_set(tmp_path, run_cli,
+                                                                      test10k):
+    from PIL import Image
+
+    from copyscope.data import load
+
+    digits = test10k[50:53, ..., 0]
+    Image.fromarray(digits[0]).convert("P").save(tmp_path / "a.png")
+    Image.merge("LA", [Image.fromarray(digits[1]), Image.new("L", (28, 28), 255)]).save(
+        tmp_path / "b.png")
+    _png(tmp_path / "c.png", np.dstack([digits[2]] * 3 + [np.full((28, 28), 255, np.uint8)]))
+    loaded = load(tmp_path)
+    assert loaded.images.shape == (3, 28, 28, 1)
+    assert np.array_equal(loaded.images[..., 0], digits)
+    code, printed = run_cli("audit", "--samples", tmp_path, *SMALL, "--out", tmp_path / "run")
+    assert code == 0, printed
+
+
+def test_transparency_is_composited_onto_black_for_files_and_white_for_drawings(tmp_path):
+    from copyscope.app.preprocess import read_drawing, read_upload
+
+    alpha = np.tile(np.arange(0, 256, 17, dtype=np.uint8), (15, 1))  # 15 x 16, 0..255
+    ink = np.dstack([np.full_like(alpha, 200)] * 3 + [alpha])
+    path = _png(tmp_path / "ink.png", ink)
+    expected = (200 * alpha.astype(int) + 127) // 255
+    assert np.array_equal(read_upload(path), expected)  # grey: channels equal
+    assert np.array_equal(read_drawing(path), (200 * alpha.astype(int) + 255 * (255 - alpha.astype(
+        int)) + 127) // 255)
+    palette = np.array([[0, 1], [1, 0]], np.uint8)  # index 1 transparent
+    from PIL import Image
+
+    im = Image.fromarray(palette, "P")
+    im.putpalette([90, 90, 90, 250, 250, 250])
+    im.save(tmp_path / "trns.png", transparency=1)
+    assert np.array_equal(read_upload(tmp_path / "trns.png"), [[90, 0], [0, 90]])
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    from PIL import ImageFile
+
+    def refuse(self):
+        raise AssertionError("an image over the pixel cap was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_the_pixel_cap_holds_at_the_cap_before_decoding(tmp_path, run_cli, no_decoding):
+    from PIL import Image
+
+    from copyscope.app.preprocess import read_drawing, read_upload
+    from copyscope.data.decode import MAX_PIXELS
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    over = Image.new("L", (4097, 4096))
+    over.save(folder / "over.png")
+    assert MAX_PIXELS + 4096 == 4097 * 4096
+    _, printed = run_cli("audit", "--samples", folder, *SMALL, "--out", tmp_path / "r")
+    line = one_error(printed)
+    assert "over.png is 4,097 x 4,096 = 16,781,312 pixels; images of at most 16,777,216" in line
+    for read in (read_upload, read_drawing):
+        with pytest.raises(Exception, match="16,781,312 pixels"):
+            read(folder / "over.png")
+
+
+def test_an_image_at_the_cap_is_read(tmp_path):
+    from PIL import Image
+
+    from copyscope.app.preprocess import read_upload
+
+    Image.new("L", (16384, 1024), 7).save(tmp_path / "at.png")
+    assert read_upload(tmp_path / "at.png").shape == (1024, 16384)

@@ -5,8 +5,10 @@ MNIST digits are white (255) on black (0), 28x28, and were made by LeCun et al.'
 to fit a 20x20 box preserving its aspect ratio, anti-aliased, and placed in the 28x28 field so
 that its centre of mass lies at the centre. :func:`to_training_format` applies the same recipe:
 
-1. Colour becomes grey by ITU-R 601 luminance (Pillow's ``L``); a transparent background (the
-   sketchpad's) is white paper.
+1. Files and drawings are decoded by :mod:`copyscope.data.decode` (PNG/JPEG only, the pixel cap
+   checked from the header before decoding, 16-bit scaled by ``>> 8``); transparency is
+   composited onto black for uploaded files and onto white for the drawing canvas (the paper it
+   shows). Colour becomes grey by ITU-R 601 luminance (Pillow's ``L``).
 2. Polarity: if the median of the outermost pixels is above mid-grey, the image is dark ink on
    light paper and is inverted, so the digit is white on black like MNIST.
 3. An image that already has the training images' size is used as it is after step 2, so an
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from copyscope.data.folder import decode_image
+from copyscope.data.decode import WHITE, decode_image, flatten
 from copyscope.errors import CopyscopeError
 
 BOX = 20 / 28
@@ -39,32 +41,29 @@ def read_upload(path: str | Path) -> np.ndarray:
     return decode_image(Path(path), Path(path).name)
 
 
+def read_drawing(path: str | Path) -> np.ndarray:
+    """Decode the drawing canvas's PNG the same way, its transparent paper as white."""
+    return decode_image(Path(path), "the drawing", background=WHITE)
+
+
 def to_training_format(image: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """``image`` (uint8 H x W, H x W x 3 or H x W x 4) as a uint8 image of ``shape`` (H, W, C)."""
     h, w, c = shape
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+    if (image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 1
+            or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4))):
         raise CopyscopeError("the query is not an 8-bit grayscale or colour image.")
+    image = flatten(image, WHITE)  # an RGBA / LA array is a drawing: transparent is paper
     if c == 3:
-        rgb = Image.fromarray(_flatten_alpha(image)).convert("RGB")
+        rgb = Image.fromarray(image).convert("RGB")
         return np.asarray(rgb.resize((w, h), Image.Resampling.LANCZOS))
-    gray = np.asarray(Image.fromarray(_flatten_alpha(image)).convert("L"), dtype=np.float64)
+    gray = np.asarray(Image.fromarray(image).convert("L"), dtype=np.float64)
     background = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
     if background > 127.5:
         gray, background = 255.0 - gray, 255.0 - background
     if gray.shape == (h, w):
         return np.rint(gray).astype(np.uint8)[..., None]
     return _centre(gray - background, h, w)[..., None]
-
-
-def _flatten_alpha(image: np.ndarray) -> np.ndarray:
-    """RGBA / LA onto white paper (Pillow's alpha compositing); anything else unchanged."""
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        mode = "LA" if image.shape[2] == 2 else "RGBA"
-        layer = Image.fromarray(image, mode).convert("RGBA")
-        paper = Image.new("RGBA", layer.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(paper, layer).convert("RGB"))
-    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 def _centre(ink: np.ndarray, h: int, w: int) -> np.ndarray:

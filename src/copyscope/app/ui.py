@@ -31,7 +31,7 @@ import gradio as gr
 import numpy as np
 
 from copyscope.app import live, views
-from copyscope.app.preprocess import read_upload
+from copyscope.app.preprocess import read_drawing, read_upload
 from copyscope.app.state import AppState, warm_up
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
@@ -299,10 +299,12 @@ def _query_tab(state: AppState) -> None:
 
     @said(("", "", "", None, "", None), at=1)
     def from_sketch(value: dict[str, Any] | None) -> tuple[Any, ...]:
-        composite = None if value is None else value.get("composite")
-        if composite is None:
+        # the canvas's PNG as uploaded (preprocess=False): decoded by copyscope's reader, its
+        # size checked from the header first, instead of by Gradio's
+        composite = (value or {}).get("composite") or {}
+        if not composite.get("path"):
             raise CopyscopeError("draw a digit on the canvas first.")
-        return answer(composite)
+        return answer(read_drawing(composite["path"]))
 
     @said(("", "", "", None, "", None), at=1)
     def from_upload(path: str | None) -> tuple[Any, ...]:
@@ -310,7 +312,8 @@ def _query_tab(state: AppState) -> None:
             raise CopyscopeError("upload a PNG or JPEG image.")
         return answer(read_upload(path))
 
-    search.click(from_sketch, sketch, outputs, api_name="query_drawing", queue=False)
+    search.click(from_sketch, sketch, outputs, api_name="query_drawing", queue=False,
+                 preprocess=False)
     upload.upload(from_upload, upload, outputs, api_name="query_upload", queue=False)
 
 
