@@ -331,3 +331,76 @@ def test_an_image_at_the_cap_is_read(tmp_path):
 
     Image.new("L", (16384, 1024), 7).save(tmp_path / "at.png")
     assert read_upload(tmp_path / "at.png").shape == (1024, 16384)
+
+
+# ------------------------------------------------------------------ --force replaces a run whole
+
+
+def test_force_removes_everything_made_from_the_replaced_audit(tmp_path, run_cli, monkeypatch):
+    import json
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from copyscope.analysis import open_audit
+    from copyscope.records import AnalysisRecord, Record
+    from copyscope.rundir import RunDir
+
+    monkeypatch.setattr(Record, "registry", dict(Record.registry))
+
+    @dataclass
+    class BitsRecord(Record):  # a later stage registers by declaring its files and inputs
+        stage: ClassVar[str] = "bits"
+        produces: ClassVar[tuple[str, ...]] = ("bits.parquet",)
+        after: ClassVar[tuple[str, ...]] = ("analysis",)
+        status: str = "complete"
+
+    out = tmp_path / "run"
+    assert run_cli("audit", "--samples", "mnist:test[400:440]", *SMALL, "--out", out)[0] == 0
+    assert run_cli("report", out)[0] == 0
+    RunDir(out).write(BitsRecord())
+    (out / "bits.parquet").write_bytes(b"stale")
+    assert (out / "analysis" / "rates.parquet").exists() and (out / "report.html").exists()
+
+    code, printed = run_cli("audit", "--samples", "mnist:test[500:530]", *SMALL, "--out", out,
+                            "--force")
+    assert code == 0, printed
+    stages = json.loads((out / "run.json").read_text())["stages"]
+    assert set(stages) == {"audit"} and stages["audit"]["status"] == "complete"
+    assert not (out / "analysis").exists() and not (out / "report.html").exists()
+    assert not (out / "bits.parquet").exists()
+    assert RunDir(out).read(AnalysisRecord) is None and open_audit(out).analysis is None
+    assert len(open_audit(out).samples) == 30
+
+
+def test_force_over_samples_removes_their_audit_and_quality(tmp_path, test10k):
+    from copyscope.records import AuditRecord, QualityRecord, SampleIdentity, SampleRecord
+    from copyscope.rundir import RunDir
+
+    def identity(n: int) -> SampleIdentity:
+        return SampleIdentity(model="m", n=n, steps=None, sampler="x", seed=0, batch_size=1,
+                              shard=1000)
+
+    run = RunDir(tmp_path / "run")
+    run.claim(SampleRecord, identity(3), force=False)
+    (run.path / "samples").mkdir()
+    np.save(run.path / "samples" / "shard-00000.npy", test10k[:3])
+    run.write(AuditRecord(identity=None, status="complete"))
+    run.write(QualityRecord(n=3))
+    for name in ("samples.parquet", "items.parquet", "summary.json"):
+        (run.path / name).write_text("old")
+    with pytest.raises(Exception, match="already holds a different sample run"):
+        run.claim(SampleRecord, identity(4), force=False)
+    assert (run.path / "summary.json").exists()
+    run.claim(SampleRecord, identity(4), force=True)
+    assert sorted(p.name for p in run.path.iterdir()) == ["run.json"]
+    assert run.read(AuditRecord) is None and run.read(SampleRecord).status == "started"
+
+
+def test_declared_files_are_the_stages_own_names():
+    from copyscope.records import AuditRecord, SampleRecord, TrainRecord
+    from copyscope.stages import sample, train
+
+    assert {train.CHECKPOINTS, train.INDICES, train.RESUME, sample.EPOCHS} <= set(
+        TrainRecord.produces)
+    assert sample.SAMPLES_DIR in SampleRecord.produces
+    assert {"samples.parquet", "controls.parquet", "items.parquet"} == set(AuditRecord.produces)

@@ -6,6 +6,12 @@ of keys in the file. A record's ``identity`` is what makes a run *this* run (inp
 parameters); :meth:`copyscope.rundir.RunDir.done` compares it to decide whether a stage is
 already complete, the one completion check every stage and the study use.
 
+Each record class also declares what its stage writes beside it (``produces``) and which stages'
+output it is made from (``after``). Every subclass registers itself, so when ``--force``
+replaces a stage, :meth:`copyscope.rundir.RunDir.claim` removes that stage's files and the files
+and records of every stage made from it, transitively: a new stage declares its files and its
+inputs here and is cleared with the rest.
+
     run.json        {"format": 1, "copyscope": version, "stages": {stage: record, ...}}
     summary.json    AuditSummary
     quality.json    QualityRecord
@@ -41,6 +47,30 @@ class Record:
     stage: ClassVar[str]
     file: ClassVar[str | None] = None
     """Where the record lives: None for a section of run.json, else a file of its own."""
+    produces: ClassVar[tuple[str, ...]] = ()
+    """Files and folders the stage writes into the run directory (besides its record)."""
+    after: ClassVar[tuple[str, ...]] = ()
+    """The stages (by name) whose output this stage is made from."""
+    registry: ClassVar[dict[str, type[Record]]] = {}
+    """Every record class by stage name, filled as the classes are defined."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "stage" in cls.__dict__:
+            Record.registry[cls.stage] = cls
+
+    @classmethod
+    def dependents(cls) -> list[type[Record]]:
+        """Every stage made, directly or through others, from this one's output."""
+        found: list[type[Record]] = []
+        frontier = [cls.stage]
+        while frontier:
+            stage = frontier.pop()
+            for kind in Record.registry.values():
+                if stage in kind.after and kind not in found:
+                    found.append(kind)
+                    frontier.append(kind.stage)
+        return found
 
     def key(self) -> Any:
         """What a completion check compares: the record's identity."""
@@ -121,6 +151,9 @@ class TrainRecord(Record):
     """``copyscope train``: the family, the subset, and how far training got."""
 
     stage: ClassVar[str] = "train"
+    produces: ClassVar[tuple[str, ...]] = ("checkpoints", "resume.pt", "train_indices.npy",
+                                           "epochs")
+    """epochs/<checkpoint>/ holds the sample runs of earlier checkpoints (an epoch sweep)."""
     identity: TrainIdentity | None = None
     status: str = "started"
     family: str | None = None
@@ -168,6 +201,8 @@ class SampleRecord(Record):
     """``copyscope sample``: which model made the samples, how, and with which seed."""
 
     stage: ClassVar[str] = "sample"
+    produces: ClassVar[tuple[str, ...]] = ("samples",)
+    after: ClassVar[tuple[str, ...]] = ("train",)
     identity: SampleIdentity | None = None
     status: str = "started"
     model: dict[str, Any] | None = None
@@ -210,6 +245,8 @@ class AuditRecord(Record):
     """``copyscope audit``: the three image sets with their hashes and the parameters."""
 
     stage: ClassVar[str] = "audit"
+    produces: ClassVar[tuple[str, ...]] = ("samples.parquet", "controls.parquet", "items.parquet")
+    after: ClassVar[tuple[str, ...]] = ("sample",)
     identity: AuditIdentity | None = None
     status: str = "started"
     inputs: dict[str, dict[str, Any]] | None = None
@@ -245,6 +282,7 @@ class AuditSummary(Record):
 
     stage: ClassVar[str] = "summary"
     file: ClassVar[str | None] = "summary.json"
+    after: ClassVar[tuple[str, ...]] = ("audit",)
     n_samples: int = 0
     n_train: int = 0
     n_heldout: int = 0
@@ -274,6 +312,7 @@ class QualityRecord(Record):
 
     stage: ClassVar[str] = "quality"
     file: ClassVar[str | None] = "quality.json"
+    after: ClassVar[tuple[str, ...]] = ("sample",)
     n: int = 0
     class_histogram: list[int] = field(default_factory=list)
     class_fractions: list[float] = field(default_factory=list)
@@ -293,6 +332,10 @@ class AnalysisRecord(Record):
     audit, written to ``analysis/``."""
 
     stage: ClassVar[str] = "analysis"
+    produces: ClassVar[tuple[str, ...]] = ("analysis", "report.html")
+    """analysis/ holds the trend tables; report.html (the report's default place) is drawn
+    from them."""
+    after: ClassVar[tuple[str, ...]] = ("audit",)
     status: str = "complete"
     inputs: dict[str, Any] | None = None
     """``audit``: the identity of the audit analysed."""
@@ -325,6 +368,8 @@ class TextIndexRecord(Record):
     """``copyscope text index``: the suffix-array index of a corpus."""
 
     stage: ClassVar[str] = "text_index"
+    produces: ClassVar[tuple[str, ...]] = ("corpus.bin", "sa.npy", "isa.npy", "lcp.npy",
+                                           "starts.npy", "ids.json", "index.json")
     identity: TextIndexIdentity | None = None
     status: str = "started"
     inputs: dict[str, Any] | None = None
@@ -350,6 +395,8 @@ class TextSpansRecord(Record):
     """``copyscope text spans``: the texts, the index and the held-out control they met."""
 
     stage: ClassVar[str] = "text_spans"
+    produces: ClassVar[tuple[str, ...]] = ("texts.parquet", "spans.parquet", "controls.parquet")
+    after: ClassVar[tuple[str, ...]] = ("text_index",)
     identity: TextSpansIdentity | None = None
     status: str = "started"
     inputs: dict[str, Any] | None = None
@@ -367,6 +414,7 @@ class TextSummary(Record):
 
     stage: ClassVar[str] = "text_summary"
     file: ClassVar[str | None] = "text_summary.json"
+    after: ClassVar[tuple[str, ...]] = ("text_spans",)
     n_texts: int = 0
     chars: int = 0
     min_length: int = 0

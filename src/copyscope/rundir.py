@@ -110,8 +110,8 @@ class RunDir:
         """Make sure this folder may hold this run of ``kind``; return the previous record.
 
         The folder must be empty, hold a run of the same inputs (``identity``), or ``force`` must
-        be set. A new run is recorded as started before any work, so an interrupted run is
-        recognised when it resumes.
+        be set. ``force`` replaces the run whole (:meth:`replace`). A new run is recorded as
+        started before any work, so an interrupted run is recognised when it resumes.
         """
         if self.path.exists() and not self.path.is_dir():
             raise CopyscopeError(f"{self.path} exists and is not a folder.")
@@ -127,11 +127,31 @@ class RunDir:
                 raise CopyscopeError(
                     f"{self.path} already holds a different {kind.stage} run ({MANIFEST}); "
                     "choose another --out or pass --force to replace it.")
-            shutil.rmtree(self.path / PARTIAL, ignore_errors=True)
+            self.replace(kind)
         self.path.mkdir(parents=True, exist_ok=True)
         if not same:
             self.write(kind(identity=identity, status="started", started=now()))
         return previous
+
+    def replace(self, kind: type[Record]) -> None:
+        """Clear the way for a new run of ``kind``: its files (``kind.produces``), unfinished
+        chunks, and the files and records of every stage made from it (``kind.dependents()``,
+        e.g. the analysis tables and report.html of a replaced audit). Files go first, so an
+        interruption leaves the old record, and the next ``--force`` clears again."""
+        stale = [kind, *kind.dependents()]
+        for name in [PARTIAL, *(n for k in stale for n in k.produces),
+                     *(k.file for k in stale[1:] if k.file is not None)]:
+            path = self.path / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        manifest = self.manifest()
+        sections = manifest.get("stages", {})
+        if any(k.stage in sections for k in stale[1:]):
+            for k in stale[1:]:
+                sections.pop(k.stage, None)
+            write_json(self.manifest_path, manifest)
 
     def partial(self, key: str) -> Path:
         return self.path / PARTIAL / key

@@ -12,7 +12,6 @@ sample stage names the training run (what an epoch sweep audits).
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +83,7 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
                               shard=SHARD)
     if run.done(SampleRecord, identity) is not None:
         return run.path  # already done: keep its record (and its timings)
-    previous = run.claim(SampleRecord, identity, force)
-    if previous is not None and not previous.made_from(identity):
-        shutil.rmtree(run.file(SAMPLES_DIR), ignore_errors=True)  # another sample run's shards
+    run.claim(SampleRecord, identity, force)  # --force: another run's shards are removed
     started, began = now(), time.perf_counter()
     _draw_shards(run, sampler, n, seed, batch_size, show)
     seconds = time.perf_counter() - began

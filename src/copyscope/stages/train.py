@@ -152,9 +152,7 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     """
     td = training_data(config)
     run = RunDir(Path(out))
-    previous = run.claim(TrainRecord, td.identity, force)
-    if previous is not None and not previous.made_from(td.identity):
-        _remove_stale(run.path)  # --force over a different run: its checkpoints are not ours
+    run.claim(TrainRecord, td.identity, force)  # --force: another run's checkpoints go
     save_npy(run.file(INDICES), td.indices)
     device = device or default_device()
     torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
@@ -242,9 +240,3 @@ def _save_resume(run: Path, optimizers: dict[str, torch.optim.Optimizer], epoch:
     with atomic_path(run / RESUME) as tmp:
         torch.save({"epoch": epoch, "step": step,
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}, tmp)
-
-
-def _remove_stale(run: Path) -> None:
-    (run / RESUME).unlink(missing_ok=True)
-    for p in checkpoints(run / CHECKPOINTS):
-        p.unlink()
