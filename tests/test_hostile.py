@@ -404,3 +404,44 @@ def test_declared_files_are_the_stages_own_names():
         TrainRecord.produces)
     assert sample.SAMPLES_DIR in SampleRecord.produces
     assert {"samples.parquet", "controls.parquet", "items.parquet"} == set(AuditRecord.produces)
+
+
+# ------------------------------------------------------------- rates after a resumed sample
+
+
+def test_a_resumed_sample_rates_only_the_shards_it_drew(tmp_path, monkeypatch):
+    import time
+
+    import torch
+
+    from copyscope.files import save_npy
+    from copyscope.models.base import SamplingPlan
+    from copyscope.records import SampleRecord
+    from copyscope.rundir import RunDir
+    from copyscope.stages import sample as stage
+
+    class Blank:
+        def generate(self, n: int, rng: torch.Generator, plan: SamplingPlan) -> torch.Tensor:
+            time.sleep(0.02)  # long enough for the rate's 1 ms rounding not to matter
+            return torch.zeros((n, 12, 12, 1), dtype=torch.uint8)
+
+    fake = stage.Sampler(Blank(), SamplingPlan("blank", None), {"family": "blank"}, "ckpt",
+                         "0" * 64, 1, 1)
+    monkeypatch.setattr(stage, "open_sampler", lambda *args: fake)
+    written: list[Path] = []
+
+    def first_shard_then_interrupted(path: Path, images: np.ndarray) -> None:
+        if written:
+            raise KeyboardInterrupt  # as Ctrl+C during the second shard
+        save_npy(path, images)
+        written.append(path)
+
+    monkeypatch.setattr(stage, "save_npy", first_shard_then_interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        stage.sample(tmp_path, 2700, out=out, show=False)
+    monkeypatch.setattr(stage, "save_npy", save_npy)
+    stage.sample(tmp_path, 2700, out=out, show=False)
+    record = RunDir(out).read(SampleRecord)
+    assert record.n == 2700 and record.generated == 1700  # shards 1 and 2, not shard 0
+    assert record.samples_per_s * record.timings_s["sample"] == pytest.approx(1700, rel=0.05)

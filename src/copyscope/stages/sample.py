@@ -85,7 +85,7 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
         return run.path  # already done: keep its record (and its timings)
     run.claim(SampleRecord, identity, force)  # --force: another run's shards are removed
     started, began = now(), time.perf_counter()
-    _draw_shards(run, sampler, n, seed, batch_size, show)
+    drawn = _draw_shards(run, sampler, n, seed, batch_size, show)
     seconds = time.perf_counter() - began
     run.write(SampleRecord(
         identity=identity, status="complete", model=sampler.model,
@@ -95,14 +95,17 @@ def sample(source: str | Path, n: int, out: str | Path | None = None,
         seeds={"shard k": f"(seed, k) -> seed {seed}"}, device=device,
         versions=versions(), command=command_line(), started=started,
         finished=now(), timings_s={"sample": round(seconds, 3)},
-        samples_per_s=round(n / seconds, 2) if seconds > 0 else None,
+        samples_per_s=round(drawn / seconds, 2) if drawn and seconds > 0 else None,
+        generated=drawn,
         peak_memory_mb=peak_memory_mb(device)))
     return run.path
 
 
 def _draw_shards(run: RunDir, sampler: Sampler, n: int, seed: int, batch_size: int,
-                 show: bool) -> None:
-    """Every shard not yet on disk, each from its own seeded generator."""
+                 show: bool) -> int:
+    """Every shard not yet on disk, each from its own seeded generator; returns how many images
+    this call generated (a resumed run keeps the shards an earlier one finished)."""
+    drawn = 0
     progress = bar(n, desc=f"sample {sampler.model['family']}", show=show, unit="img")
     with torch.inference_mode():
         for k, first in enumerate(range(0, n, SHARD)):
@@ -118,7 +121,9 @@ def _draw_shards(run: RunDir, sampler: Sampler, n: int, seed: int, batch_size: i
                 progress.update(len(parts[-1]))
             images = np.concatenate(parts)
             save_npy(path, images[..., 0] if images.shape[-1] == 1 else images)
+            drawn += size
     progress.close()
+    return drawn
 
 
 def open_sampler(source: Path, checkpoint: str | None, steps: int | None, ancestral: bool,
