@@ -249,20 +249,22 @@ def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_
     return pd.DataFrame(table)
 
 
+def fit_cells(flat: np.ndarray, n_cells: int, seed: int) -> dict[str, np.ndarray]:
+    """Meehan et al.'s cells: k-means (scikit-learn, one initialisation) of the training images,
+    their labels and centroids. Fitted on one thread: the M-step sums each thread's chunk of
+    points and then adds the threads' sums, so with more threads the centroids (and on MNIST
+    111 of 60,000 labels) change; on one thread every machine gets the same cells."""
+    with threadpool_limits(limits=1):
+        km = KMeans(n_cells, n_init=1, random_state=seed).fit(flat.astype(np.float32))
+    return {"labels": km.labels_.astype(np.int64),
+            "centroids": km.cluster_centers_.astype(np.float32)}
+
+
 def _meehan(t_set: ImageSet, h_set: ImageSet, s_set: ImageSet, cfg: AuditConfig
             ) -> dict[str, Any]:
     n_cells = min(cfg.cells, len(t_set))
-
-    def fit_cells() -> dict[str, np.ndarray]:
-        # one thread: k-means' floating-point sums, and so its cells, depend on the thread count
-        with threadpool_limits(limits=1):
-            km = KMeans(n_cells, n_init=1, random_state=cfg.seed).fit(
-                t_set.flat.astype(np.float32))
-        return {"labels": km.labels_.astype(np.int64),
-                "centroids": km.cluster_centers_.astype(np.float32)}
-
     cells = cached_arrays("cells", {"train": t_set.sha256, "cells": n_cells, "seed": cfg.seed},
-                          fit_cells)
+                          lambda: fit_cells(t_set.flat, n_cells, cfg.seed))
     centroids = cells["centroids"]
 
     def assign(x: np.ndarray) -> np.ndarray:
