@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SMALL = ["--train", "mnist:train[:300]", "--heldout", "mnist:test[:200]"]
 
@@ -464,3 +466,144 @@ def test_kmeans_cells_are_identical_with_one_and_two_threads(train60k):
     # coordinates differ in their last bits, and the held-out and sample cells follow them
     assert np.array_equal(cells[1]["centroids"], cells[2]["centroids"])
     assert np.array_equal(cells[1]["labels"], cells[2]["labels"])
+
+
+# --------------------------------------------------------------------- fuzzing every loader
+
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def _seeds(root: Path, digits: np.ndarray) -> dict[str, tuple[Path, Path]]:
+    """One small valid file per loader: (the file whose bytes are mutated, the SPEC to load)."""
+    import gzip
+    import struct
+
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "u8.npy", digits)
+    np.save(root / "f4.npy", digits.astype(np.float32) / 255)
+    np.savez_compressed(root / "deflated.npz", x=digits, y=np.arange(len(digits)))
+    np.savez(root / "stored.npz", images=digits)
+    idx = struct.pack(">BBBBIII", 0, 0, 8, 3, *digits.shape) + digits.tobytes()
+    (root / "x-idx3-ubyte").write_bytes(idx)
+    (root / "x-idx3-ubyte.gz").write_bytes(gzip.compress(idx))
+    (root / "png").mkdir(exist_ok=True)
+    Image.fromarray(digits[0]).save(root / "png" / "a.png")
+    Image.fromarray(np.dstack([digits[1]] * 3 + [digits[2]])).save(root / "png" / "b.png")
+    seeds = {p.name: (p, p) for p in root.iterdir() if p.is_file()}
+    seeds["a.png"] = (root / "png" / "a.png", root / "png")
+    seeds["b.png"] = (root / "png" / "b.png", root / "png")
+    return seeds
+
+
+@pytest.fixture(scope="module")
+def fuzz_seeds(tmp_path_factory, test10k) -> dict[str, tuple[Path, Path]]:
+    return _seeds(tmp_path_factory.mktemp("fuzz"), test10k[:3, 8:20, 8:20, 0].copy())
+
+
+def _mutated(raw: bytes, data: st.DataObject) -> bytes:
+    """``raw`` with a few bytes changed (mostly in its header), maybe cut short or extended."""
+    out = bytearray(raw)
+    spots = st.one_of(st.integers(0, 160), st.integers(0, len(raw) - 1))
+    for spot, value in data.draw(st.lists(st.tuples(spots, st.integers(0, 255)), max_size=6)):
+        out[spot % len(out)] = value
+    end = data.draw(st.one_of(st.none(), st.integers(0, len(out))))
+    if end is not None:
+        out = out[:end]
+    return bytes(out) + data.draw(st.binary(max_size=8))
+
+
+def _loads_or_says_one_sentence(spec: str, run_cli, out: Path) -> None:
+    """Loading ``spec`` gives images or one CopyscopeError sentence; the CLI then prints that
+    sentence alone and writes nothing."""
+    from copyscope.data import load
+    from copyscope.errors import CopyscopeError
+
+    try:
+        images = load(spec)
+    except CopyscopeError as e:
+        message = str(e)
+        assert "\n" not in message and message.endswith("."), message
+        code, printed = run_cli("audit", "--samples", spec, *SMALL, "--out", out)
+        assert code == 2 and one_error(printed) == f"error: {message}"
+        assert not out.exists()
+        return
+    assert images.images.dtype == np.uint8 and images.images.ndim == 4 and len(images) > 0
+
+
+@pytest.mark.parametrize("seed", ["u8.npy", "f4.npy", "deflated.npz", "stored.npz",
+                                  "x-idx3-ubyte", "x-idx3-ubyte.gz", "a.png", "b.png"])
+@FUZZ
+@given(data=st.data())
+def test_mutated_files_load_or_get_one_sentence(seed, data, fuzz_seeds, run_cli,
+                                                tmp_path_factory):
+    path, spec = fuzz_seeds[seed]
+    original = path.read_bytes()
+    try:
+        path.write_bytes(_mutated(original, data))
+        _loads_or_says_one_sentence(str(spec), run_cli, tmp_path_factory.getbasetemp() / "o")
+    finally:
+        path.write_bytes(original)
+
+
+@FUZZ
+@given(base=st.sampled_from(["mnist:test", "u8.npy", "deflated.npz", "png", "nope"]),
+       tail=st.text(alphabet="[]:-+0123456789 .ex_/\\", max_size=14))
+def test_random_specs_load_or_get_one_sentence(base, tail, fuzz_seeds, run_cli,
+                                               tmp_path_factory):
+    root = fuzz_seeds["u8.npy"][0].parent
+    spec = base + tail if base.startswith("mnist") else str(root / base) + tail
+    _loads_or_says_one_sentence(spec, run_cli, tmp_path_factory.getbasetemp() / "o")
+
+
+# ---------------------------------------------------------------- writes that fail part-way
+
+
+@pytest.mark.parametrize("failure", ["disk full in controls.parquet",
+                                     "permission denied renaming summary.json"])
+def test_a_write_failing_part_way_leaves_nothing_partial_and_the_next_run_completes(
+        failure, tmp_path, run_cli, monkeypatch):
+    import errno
+    import os
+
+    import pandas as pd
+
+    from copyscope import files
+
+    out = tmp_path / "run"
+    if failure.startswith("disk full"):
+        to_parquet = pd.DataFrame.to_parquet
+
+        def fill_disk(self, path, *args, **kwargs):
+            if "controls" in Path(path).name:
+                Path(path).write_bytes(b"PAR1 half a table")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            return to_parquet(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(pd.DataFrame, "to_parquet", fill_disk)
+    else:
+        replace = os.replace
+
+        def deny(src, dst):
+            if Path(dst).name == "summary.json":
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
+            return replace(src, dst)
+
+        monkeypatch.setattr(files.os, "replace", deny)
+    code, printed = run_cli("audit", "--samples", "mnist:test[600:630]", *SMALL, "--out", out)
+    assert code == 2
+    assert os.strerror(errno.ENOSPC if "disk" in failure else errno.EACCES) in one_error(printed)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    blocked = "controls.parquet" if "disk" in failure else "summary.json"
+    assert not (out / blocked).exists()  # not half a file: the old one or none
+    for table in out.glob("*.parquet"):  # what was written before the failure is whole
+        assert len(pd.read_parquet(table)) > 0
+    assert '"status": "started"' in (out / "run.json").read_text()
+    monkeypatch.undo()
+    code, printed = run_cli("audit", "--samples", "mnist:test[600:630]", *SMALL, "--out", out)
+    assert code == 0, printed
+    from copyscope.analysis import open_audit
+
+    assert len(open_audit(out).controls) == 200

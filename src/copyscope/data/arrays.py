@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -55,8 +56,8 @@ def npy_header(f: IO[bytes], where: str, kind: str) -> tuple[np.dtype, tuple[int
         version = fmt.read_magic(f)
         read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[version]
         shape, fortran, dtype = read(f)
-    except (ValueError, KeyError, TypeError, SyntaxError, RecursionError, MemoryError,
-            OverflowError, EOFError, struct.error, UnicodeDecodeError) as e:
+    except (ValueError, KeyError, TypeError, SyntaxError, tokenize.TokenError, RecursionError,
+            MemoryError, OverflowError, EOFError, struct.error, UnicodeDecodeError) as e:
         raise CopyscopeError(f"{where} is not a readable .{kind} file (truncated or corrupt: "
                              "its header is not a NumPy array header).") from e
     if dtype.hasobject:
