@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -92,6 +94,62 @@ def test_a_training_image_uploaded_as_png_finds_itself_among_all_60000(state, tr
     first = q.samples_table.iloc[0]
     assert (first["run"], first["sample"], first["L2 to query"]) == ("planted", 2, 0.0)
     assert q.table["samples nearest (all runs)"].iloc[0] == 1
+
+
+def test_concurrent_queries_are_searched_together_and_answered_as_alone(state, train60k,
+                                                                       test10k):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [255 - test10k[i, ..., 0] for i in range(9000, 9011)] + [train60k[SOURCES[1]]]
+    alone = [views.query(state, image) for image in images]
+    batcher = state.queries
+    search, queued = batcher.search, threading.Event()
+
+    def held(batch: np.ndarray) -> list:  # the first search waits until every query is queued
+        queued.wait(timeout=60)
+        return search(batch)
+
+    before = (batcher.batches, batcher.searched)
+    batcher.search = held
+    try:
+        with ThreadPoolExecutor(len(images)) as pool:
+            answers = [pool.submit(views.query, state, image) for image in images]
+            while batcher._waiting.qsize() < len(images) - 1:
+                time.sleep(0.01)
+            queued.set()
+            together = [a.result() for a in answers]
+    finally:
+        batcher.search = search
+    assert (batcher.batches - before[0], batcher.searched - before[1]) == (2, len(images))
+    for a, b in zip(alone, together, strict=True):
+        assert a.text == b.text and np.array_equal(a.image, b.image)
+        pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
+        pd.testing.assert_frame_equal(a.samples_table, b.samples_table, check_exact=True)
+        assert [c for _, c in a.neighbours] == [c for _, c in b.neighbours]
+    assert together[-1].table["item"].iloc[0] == SOURCES[1]
+
+
+def test_a_query_batcher_hands_each_query_its_own_result_and_errors_to_all():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from copyscope.app.state import QueryBatcher
+
+    sizes = []
+
+    def double(batch: np.ndarray) -> list:
+        sizes.append(len(batch))
+        time.sleep(0.05)
+        if (batch < 0).any():
+            raise CopyscopeError("negative query.")
+        return list(batch * 2)
+
+    batcher = QueryBatcher(double, max_batch=4)
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda x: batcher.submit(np.array([x])), range(10)))
+    assert [int(r[0]) for r in results] == [2 * x for x in range(10)]
+    assert sum(sizes) == 10 and max(sizes) <= 4 and len(sizes) < 10
+    with pytest.raises(CopyscopeError, match="negative query"):
+        batcher.submit(np.array([-1]))
 
 
 def test_a_drawing_is_put_in_mnist_format(test10k):
@@ -311,3 +369,23 @@ def test_no_file_outside_the_rendered_images_is_served_and_uploads_are_capped(se
         r = httpx.post(f"{url}/gradio_api/upload", timeout=60,
                        files=[("files", ("x.png", b"\x89PNG" + bytes(size), "image/png"))])
         assert r.status_code == status
+
+
+def test_an_upload_too_large_in_pixels_is_refused_from_its_header(served, monkeypatch):
+    from PIL import ImageFile
+
+    url, _ = served
+    buf = io.BytesIO()
+    Image.new("L", (6001, 5000)).save(buf, format="PNG")  # 30 M pixels in ~30 KB
+
+    def refuse(self):
+        raise AssertionError("an upload over the pixel cap was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    path = httpx.post(f"{url}/gradio_api/upload", timeout=60, files=[
+        ("files", ("[wide](x).png", buf.getvalue(), "image/png"))]).json()[0]
+    reply = httpx.post(f"{url}/gradio_api/run/query_upload", timeout=60, json={"data": [
+        {"path": path, "orig_name": "[wide](x).png", "meta": {"_type": "gradio.FileData"}}]})
+    assert reply.status_code == 200
+    verdict = reply.json()["data"][1]
+    assert "\\[wide\\]\\(x\\).png is 6,001 x 5,000 = 30,005,000 pixels" in verdict, verdict

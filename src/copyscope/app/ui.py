@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 import socket
 import threading
 
@@ -79,12 +80,17 @@ def said(blank: tuple[Any, ...], at: int) -> Callable[[Callable[P, R]], Callable
                 return fn(*args, **kwargs)
             except CopyscopeError as e:
                 out = list(blank)
-                out[at] = f"**Cannot show this:** {e}"
+                out[at] = f"**Cannot show this:** {literal(str(e))}"
                 return tuple(out)  # type: ignore[return-value]
 
         return wrapper
 
     return decorate
+
+
+def literal(text: str) -> str:
+    """``text`` shown as it is in Markdown (a file name such as ``[x](y).png`` is no link)."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~-])", r"\\\1", text)
 
 
 def build(state: AppState) -> gr.Blocks:

@@ -24,7 +24,7 @@ from copyscope.analysis import item_view, most_regenerated, pair_view
 from copyscope.analysis.pairs import MEASURES, PANELS
 from copyscope.analysis.trends import comparison_notes
 from copyscope.app.preprocess import to_training_format
-from copyscope.app.state import AppState, judge
+from copyscope.app.state import AppState
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.search import normalised_l2
@@ -39,7 +39,6 @@ ALL = "all"
 SORTABLE = {col: label for col, label, _ in MEASURES}
 GALLERY_LIMIT = 40
 QUERY_K = 8
-QUERY_SAMPLES = 8
 ITEM_COLUMNS = ("n_nearest", "n_copies", "n_heldout_nearest", "near_samples", "near_heldout",
                 "copying_score", "copying_p", "copying_flag")
 HEADLINE = {"run": "run", "family": "family", "train_size": "train size", "epoch": "epoch",
@@ -217,22 +216,22 @@ def training_item(state: AppState, item: int) -> Item:
     return Item(plain(state.train.images[item]), pd.DataFrame(rows).round(5), gallery, text)
 
 
-def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
-          n_samples: int = QUERY_SAMPLES) -> Query:
+def query(state: AppState, image: np.ndarray, k: int = QUERY_K) -> Query:
     """The k nearest of all training items to a user's image, and how unusual that closeness is.
 
     The image is put in the training images' format (:mod:`copyscope.app.preprocess`), searched
     exactly against every training image and judged as a sample of the first loaded run
     (:func:`copyscope.app.state.judge`): its ``heldout_p`` says what share of that run's unseen
     real images come at least as close to the training set. The generated samples of all loaded
-    runs nearest to the query are listed too.
+    runs nearest to the query are listed too. The search is batched with other users' queries
+    (``state.queries``); the pair measures are this query's own.
     """
     q = to_training_format(image, state.train.image_shape)
     run = state.first
-    evidence, nb = judge(state, q[None], run, measures=False)  # measured below, k of them
-    row = evidence.iloc[0]
-    k = min(k, nb.index.shape[1])
-    idx, d2 = nb.index[0, :k], nb.d2[0, :k]
+    found = state.queries.submit(q)
+    row = found.evidence
+    k = min(k, len(found.index))
+    idx, d2 = found.index[:k], found.d2[:k]
     measures = pair_measures(np.repeat(q[None], k, 0), state.train.images[idx], d2)
     landed = state.landing.to_numpy()[idx]
     labels = state.train.labels[idx] if state.train.labels is not None else np.full(k, -1)
@@ -243,10 +242,8 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
     neighbours = [(plain(state.train.images[i]), f"#{i} · L2 {v:.4f}")
                   for i, v in zip(idx, measures["rmse"], strict=True)]
 
-    m = min(n_samples, len(state.sample_owner))
-    near = state.samples_searcher.search(q.reshape(1, -1), m, show=False)
-    owners = state.sample_owner.iloc[near.index[0]].reset_index(drop=True)
-    owners.insert(2, "L2 to query", normalised_l2(near.d2[0], state.train.dim))
+    owners = state.sample_owner.iloc[found.near_index].reset_index(drop=True)
+    owners.insert(2, "L2 to query", normalised_l2(found.near_d2, state.train.dim))
     samples = [(plain(state.runs[r].images("samples").images[s]), f"{r} #{s} · L2 {v:.3f}")
                for r, s, v in zip(owners["run"], owners["sample"], owners["L2 to query"],
                                   strict=True)]

@@ -23,7 +23,7 @@ from copyscope.data.limits import MMAP_BYTES, check_declared, check_inflate, che
 from copyscope.errors import CopyscopeError
 
 IMAGE_KEYS = ("images", "x", "samples", "arr_0")
-_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
                RuntimeError, ValueError, struct.error, UnicodeDecodeError)
 """What zipfile raises for damaged, truncated, encrypted or oddly compressed archives."""
 
@@ -86,7 +86,7 @@ def load_npz(path: Path, key: str | None = None) -> ImageSet:
             array = read_member(z, path, key)
             label_key = _label_key(key, names)
             labels = read_member(z, path, label_key) if label_key else None
-    except _ZIP_ERRORS as e:
+    except ZIP_ERRORS as e:
         raise CopyscopeError(f"{path} is not a readable .npz file (truncated or corrupt).") from e
     images = to_uint8_images(array, f"{path}:{key}")
     if labels is not None and not _usable_labels(labels, len(images)):

@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from copyscope.cache import home
+from copyscope.data.arrays import ZIP_ERRORS, read_member
 from copyscope.data.idx import read_idx
 from copyscope.data.imageset import ImageSet
 from copyscope.errors import CopyscopeError
@@ -222,9 +223,9 @@ def _from_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 def _from_keras_npz(path: Path) -> dict[str, np.ndarray]:
     keys = {"train_images": "x_train", "train_labels": "y_train",
             "test_images": "x_test", "test_labels": "y_test"}
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[v].astype(np.uint8) for k, v in keys.items()}
-    except (KeyError, OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    try:  # each array's header checked before it is inflated (copyscope.data.limits)
+        with zipfile.ZipFile(path) as z:
+            return {k: read_member(z, path, v).astype(np.uint8) for k, v in keys.items()}
+    except (KeyError, *ZIP_ERRORS) as e:
         raise CopyscopeError(f"{path} is not a readable Keras-style mnist.npz (x_train, y_train, "
                              "x_test, y_test).") from e
