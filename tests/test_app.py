@@ -114,7 +114,7 @@ def test_concurrent_queries_are_searched_together_and_answered_as_alone(state, t
     try:
         with ThreadPoolExecutor(len(images)) as pool:
             answers = [pool.submit(views.query, state, image) for image in images]
-            while batcher._waiting.qsize() < len(images) - 1:
+            while batcher.waiting() < len(images) - 1:
                 time.sleep(0.01)
             queued.set()
             together = [a.result() for a in answers]

@@ -11,20 +11,19 @@ user brings (a drawing, an upload, a live sample).
 as a sample of a loaded run: the audit's own Reference, with that run's settings and control.
 
 Users' queries are searched in batches (:class:`QueryBatcher`): queries that arrive while a search
-runs wait for it to finish and are then searched together, one exact search of the training set
-(and of the held-out and samples indexes) for all of them; an exact search of 60,000 images
-costs about the same for 50 queries as for one. Each query's rows are the rows it would get
-alone: the search is exact and every column of the evidence is computed per row.
+runs wait for it to finish and are then searched together, in the thread of the first of them:
+one exact search of the training set (and of the held-out and samples indexes) for all of them;
+an exact search of 60,000 images costs about the same for 50 queries as for one. Each query's
+rows are the rows it would get alone: the search is exact and every column of the evidence is
+computed per row.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,10 +65,11 @@ class Found:
 class QueryBatcher:
     """Concurrent queries answered by one batched search.
 
-    :meth:`submit` queues a query and waits; one worker thread takes every query waiting (up to
-    ``max_batch``), calls ``search`` on them stacked, and hands each its own result. Nothing waits
-    for company: a lone query is searched at once, and the queries that arrive meanwhile are
-    searched together next. ``batches`` counts the searches made and ``searched`` the queries.
+    :meth:`submit` queues a query. If no search is running, the calling thread runs one at
+    once, for its own query; otherwise it waits. When a search ends and queries are waiting, the
+    thread of the first of them is woken to search all of them (up to ``max_batch``) together.
+    So a lone query is searched at once in its own thread, and nothing waits for company.
+    ``batches`` counts the searches made and ``searched`` the queries.
     """
 
     def __init__(self, search: Callable[[np.ndarray], list[Found]],
@@ -77,38 +77,68 @@ class QueryBatcher:
         self.search = search
         self.max_batch = max_batch
         self.batches = self.searched = 0
-        self._waiting: queue.SimpleQueue[tuple[np.ndarray, Future[Found]]] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
+        self._pending: list[_Slot] = []
+        self._busy = False
         self._lock = threading.Lock()
+
+    def waiting(self) -> int:
+        """Queries queued behind the search that is running."""
+        with self._lock:
+            return len(self._pending)
 
     def submit(self, query: np.ndarray) -> Found:
         """The result of searching ``query`` (H, W, C), in a batch with any others waiting."""
-        future: Future[Found] = Future()
-        self._waiting.put((query, future))
+        slot = _Slot(query)
         with self._lock:
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._serve, name="copyscope-queries",
-                                                daemon=True)
-                self._worker.start()
-        return future.result()
+            self._pending.append(slot)
+            lead, self._busy = not self._busy, True
+        if not lead:
+            slot.done.wait()
+            if not slot.lead:
+                return slot.outcome()
+        self._lead()
+        return slot.outcome()
 
-    def _serve(self) -> None:
-        while True:
-            batch = [self._waiting.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                results = self.search(np.stack([q for q, _ in batch]))
-            except BaseException as e:  # every waiting request gets the error
-                for _, future in batch:
-                    future.set_exception(e)
-                continue
+    def _lead(self) -> None:
+        """Search what is waiting (this thread's own query first), then hand over."""
+        with self._lock:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+        try:
+            results = self.search(np.stack([s.query for s in batch]))
+            for s, result in zip(batch, results, strict=True):
+                s.result = result
+        except BaseException as e:  # every query of the batch gets the error
+            for s in batch:
+                s.error = e
+        with self._lock:
             self.batches, self.searched = self.batches + 1, self.searched + len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+            if self._pending:
+                self._pending[0].lead = True
+                self._pending[0].done.set()
+            else:
+                self._busy = False
+        for s in batch:
+            s.lead = False
+            s.done.set()
+
+
+class _Slot:
+    """One query's place in a :class:`QueryBatcher`: woken with its result, its error, or the
+    turn to search (``lead``)."""
+
+    def __init__(self, query: np.ndarray) -> None:
+        self.query = query
+        self.done = threading.Event()
+        self.lead = False
+        self.result: Found | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Found:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 @dataclass
