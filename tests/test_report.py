@@ -96,12 +96,18 @@ def test_comparison_report_renders_every_image_offline(runs, browser, run_cli, t
     assert all(href.startswith("#") for href in links)
     assert not_blank(page.screenshot(full_page=False))
     text = page.inner_text("body")
-    for section in ("The question and the answer", "Method", "Data and models", "Results",
-                    "The control and the false-positive rates", "Limitations",
-                    "Reproducibility manifest", "Across runs", "Trends across runs"):
-        assert section in text
-    every_criterion = page.locator("#answer table").last.inner_text()
+    sections = ["The answer across runs", "The strongest copies, across all runs",
+                "Effective model memorization", "Every run", "Each run's answer", "Method",
+                "Data and models", "Results", "The control and the false-positive rates",
+                "Limitations", "Reproducibility manifest"]
+    headings = page.locator("h2, h3").all_inner_texts()
+    at = [headings.index(section) for section in sections]
+    assert at == sorted(at), headings
+    assert "Trends across runs" in text
+    every_criterion = page.locator("#study table").last.inner_text()
     assert all(c in every_criterion for c in ("gu", "carlini_sample", "heldout", "l2"))
+    strongest = page.locator("#study .gallery .card.flagged")
+    assert strongest.count() == min(3, sum(PLANTED.values()))  # at most 3 from the one run
     n_copies = sum(PLANTED.values())
     assert f"{n_copies} of " in text and "No generated sample is flagged as a copy" in text
     flagged_cards = page.locator("#run-copies .card.flagged").count()

@@ -203,6 +203,8 @@ class AuditIdentity:
     heldout: str
     config: dict[str, Any]
     """The AuditConfig as a dict."""
+    seen: str | None = None
+    """Content hash of the seen items' indices, when the audit knows them."""
 
 
 @dataclass
@@ -240,6 +242,27 @@ class CriterionRate:
 
 
 @dataclass
+class SeenSummary:
+    """What the audit says when it knows the model's training subset (the seen items)."""
+
+    source: str
+    """Where the list of seen items came from (a train_indices.npy, or --seen)."""
+    n_seen: int
+    n_unseen: int
+    nearest_is_seen: dict[str, Any]
+    """Share of samples, and of held-out images, whose nearest training image is a seen one,
+    with Wilson intervals, beside the share of the training set that is seen (``chance``)."""
+    flagged: dict[str, dict[str, int]]
+    """Per criterion: flagged samples whose nearest training image is seen, and unseen (a model
+    cannot copy what it never saw: the unseen ones are false positives)."""
+    items_flagged: dict[str, int]
+    """Training items flagged by the per-item test, seen and unseen."""
+    data_copying_ct: dict[str, Any]
+    """Meehan et al.'s C_T with T = the seen items (their definition), the held-out images and
+    the unseen training images as the held-out sample."""
+
+
+@dataclass
 class AuditSummary(Record):
     """summary.json: the headline numbers of an audit."""
 
@@ -262,6 +285,8 @@ class AuditSummary(Record):
     ct_cells: list[dict[str, Any]] = field(default_factory=list)
     memorised_items: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
+    seen: SeenSummary | None = field(default=None, metadata=OPTIONAL)
+    """Present when the audit knows which training items the model saw."""
 
 
 # --- quality, analysis ---------------------------------------------------------------------

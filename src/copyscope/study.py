@@ -48,6 +48,7 @@ from copyscope.rundir import RunDir
 from copyscope.stages.audit import audit, audit_identity
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.sample import EPOCHS, sample
+from copyscope.stages.seen import find_seen
 from copyscope.stages.train import CHECKPOINTS, INDICES, TrainConfig, train, training_data
 
 TABLE = "study.parquet"
@@ -183,7 +184,9 @@ def _copy_training_run(source: Path, run: Path) -> None:
 
 def _audit(run: Path, study: Study, force: bool, show: bool) -> None:
     config = AuditConfig()
-    identity = audit_identity(load(run), load(study.train), load(study.heldout), config)
+    train = load(study.train)
+    identity = audit_identity(load(run), train, load(study.heldout), config,
+                              find_seen(run, train, None))
     if RunDir(run).done(AuditRecord, identity) is None:
         audit(str(run), train=study.train, heldout=study.heldout, out=run, config=config,
               force=force, show=show)

@@ -20,7 +20,14 @@ from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.files import read_parquet
 from copyscope.models import fact_names
-from copyscope.records import AnalysisRecord, AuditRecord, AuditSummary, SampleRecord, check_table
+from copyscope.records import (
+    AnalysisRecord,
+    AuditRecord,
+    AuditSummary,
+    QualityRecord,
+    SampleRecord,
+    check_table,
+)
 from copyscope.rundir import MANIFEST, RunDir
 
 ImageRole = Literal["samples", "train", "heldout"]
@@ -42,6 +49,9 @@ class AuditedRun:
     sample: SampleRecord | None = None
     """How the samples were made, when ``copyscope sample`` made them."""
     analysis: AnalysisRecord | None = None
+    quality: QualityRecord | None = None
+    """The samples' quality (classifier confidence, Fréchet distance), when it was measured for
+    these very samples."""
     _images: dict[str, ImageSet] = field(default_factory=dict, repr=False)
 
     @property
@@ -144,5 +154,9 @@ def open_audit(path: str | Path) -> AuditedRun:
         table_path = path / f"{name}.parquet"
         tables[name] = check_table(name, read_parquet(
             table_path, missing="is missing; run the audit again"), table_path)
+    quality = rundir.read(QualityRecord)
+    audited = record.identity.samples if record.identity else None
+    if quality is not None and quality.samples_sha256 != audited:
+        quality = None  # measured for other samples
     return AuditedRun(path, record, summary, **tables, sample=rundir.read(SampleRecord),
-                      analysis=rundir.read(AnalysisRecord))
+                      analysis=rundir.read(AnalysisRecord), quality=quality)

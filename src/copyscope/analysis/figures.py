@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from copyscope.analysis import trends
 from copyscope.analysis.audited import AuditedRun
 from copyscope.detect.criteria import CRITERIA
 
@@ -204,3 +205,61 @@ def runs_figure(table: pd.DataFrame, criterion: str) -> Figure:
     ax.set_xlabel(f"share flagged ({criterion}), 95% Wilson CI")
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return fig
+
+
+def answer_figure(table: pd.DataFrame, criterion: str) -> Figure:
+    """The study's answer in one picture: copy rate (95% CI) against training-set size, one line
+    per model setting (each size's last checkpoint), over the band the held-out control's
+    false-positive rate spans (its 95% CI), which is what unseen real images score by chance."""
+    lines = trends.series(table, "train_size", criterion)
+    fig, (ax,) = _figure(width=9.0, height=3.8)
+    rows = table[table["criterion"] == criterion]
+    lo, hi = float(rows["fpr_ci_low"].min()), float(rows["fpr_ci_high"].max())
+    ax.axhspan(lo, max(hi, lo), color=HELDOUT, alpha=0.18, linewidth=0,
+               label=f"held-out false-positive rate, 95% CI ({100 * lo:.2f}–{100 * hi:.2f}%)")
+    for i, (label, group) in enumerate(lines.items()):
+        xs = group["train_size"].to_numpy(dtype=float)
+        y = group["copy_rate"].to_numpy()
+        err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=label, color=f"C{i}")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(_percent)
+    ax.set_xlabel("training images the model saw (log scale)")
+    ax.set_ylabel(f"samples flagged ({criterion})")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+               frameon=False)
+    return fig
+
+
+def epoch_figure(table: pd.DataFrame, criterion: str) -> Figure:
+    """Copy rate over training (left) and what happens to sample quality meanwhile (right:
+    Fréchet distance to held-out digits, and the classifier's confidence), one line per model."""
+    lines = trends.series(table, "epoch", criterion)
+    fig, (ax, quality) = _figure(width=9.5, height=3.4, ncols=2)
+    confidence = quality.twinx()
+    for i, (label, group) in enumerate(lines.items()):
+        xs = group["epoch"].to_numpy(dtype=float)
+        y = group["copy_rate"].to_numpy()
+        err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=label, color=f"C{i}")
+        ax.plot(xs, group["heldout_fpr"], linestyle=":", color=f"C{i}", alpha=0.7)
+        if group["frechet_distance"].notna().any():
+            quality.plot(xs, group["frechet_distance"], marker="s", color=f"C{i}")
+            confidence.plot(xs, group["mean_confidence"], marker="^", linestyle="--",
+                            color=f"C{i}", alpha=0.6)
+    ax.yaxis.set_major_formatter(_percent)
+    ax.set_xlabel("training epoch")
+    ax.set_ylabel(f"samples flagged ({criterion})")
+    ax.set_title("Copying over training (dotted: held-out FPR)", fontsize=10)
+    quality.set_xlabel("training epoch")
+    quality.set_ylabel("Fréchet distance (squares)")
+    confidence.set_ylabel("classifier confidence (triangles)")
+    quality.set_title("Sample quality over training", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def _percent(value: float, _: object = None) -> str:
+    return f"{100 * value:g}%"

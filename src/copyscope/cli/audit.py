@@ -18,6 +18,7 @@ from copyscope.cli.common import SPEC_HELP, console
 from copyscope.stages.audit_config import AuditConfig
 
 if TYPE_CHECKING:
+    from copyscope.records import AuditSummary
     from copyscope.stages.audit import Audit
 
 Opt = typer.Option
@@ -29,6 +30,10 @@ def audit_command(
     train: Annotated[str, Opt("--train", "-t", help=f"Training set: {SPEC_HELP}.")] = "mnist:train",
     heldout: Annotated[str, Opt(help="Held-out real images of the same distribution, never "
                                 "trained on (the control).")] = "mnist:test",
+    seen: Annotated[str | None, Opt(help="The training items the model saw: a .npy of indices "
+                                    "into --train, or the images themselves (any SPEC). Default: "
+                                    "read from the samples' training run, when there is one.")]
+    = None,
     force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
     **settings: Any,
 ) -> None:
@@ -36,7 +41,7 @@ def audit_command(
     from copyscope.stages.audit import audit
 
     result = audit(samples, train=train, heldout=heldout, out=out,
-                   config=AuditConfig(**settings), force=force)
+                   config=AuditConfig(**settings), force=force, seen=seen)
     print_summary(result)
 
 
@@ -74,9 +79,36 @@ def print_summary(result: Audit) -> None:
                       f"{ct['min_cell_samples']} samples (give more samples or fewer --cells).")
     console.print("Training items with unusually much generated mass nearby: "
                   f"{s.memorised_items['n_flagged']}")
+    if s.seen is not None:
+        print_seen(s)
     if result.out is not None:
         console.print(f"Written to [bold]{result.out}[/]: samples.parquet, controls.parquet, "
                       "items.parquet, summary.json, run.json")
+
+
+def print_seen(s: AuditSummary) -> None:
+    """What the audit says about the items the model saw (a model copies only those)."""
+    seen = s.seen
+    assert seen is not None
+    near = {k: v if k == "chance" else _rate(v["rate"], v["ci95"])
+            for k, v in seen.nearest_is_seen.items()}
+    console.print(
+        f"The model saw {seen.n_seen:,} of the {s.n_train:,} training images ({seen.source}). "
+        f"Nearest training image is a seen one for {near['samples']} of samples and "
+        f"{near['heldout']} of held-out images ({100 * near['chance']:.2f}% of the training set "
+        "is seen).", highlight=False)
+    unseen = seen.flagged[s.default_criterion]["unseen"]
+    console.print(f"Flagged by {s.default_criterion} but nearest to an unseen image (a copy of "
+                  f"something the model never saw, so a false positive): {unseen:,}.",
+                  highlight=False)
+    ct = seen.data_copying_ct
+    if ct["C_T"] is not None:
+        console.print(f"C_T with T = the seen images = {ct['C_T']:+.2f} over {ct['cells_used']} "
+                      f"of {ct['cells']} cells holding {100 * ct['samples_in_used_cells']:.0f}% "
+                      "of the samples.", highlight=False)
+    else:
+        console.print("C_T with T = the seen images not computed: no cell of the seen images "
+                      f"holds more than {ct['min_cell_samples']} samples.", highlight=False)
 
 
 def _rate(rate: float, ci: list[float]) -> str:

@@ -17,15 +17,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from copyscope.analysis import figures, trends
+from copyscope.analysis import contrasts, figures, trends
 from copyscope.analysis.audited import AuditedRun
 from copyscope.analysis.pairs import (
     PANELS,
     PairView,
     closest,
+    hstack,
     item_view,
     most_regenerated,
     pair_view,
+    strongest_copies,
     top_copies,
 )
 from copyscope.analysis.stage import Analysis
@@ -206,24 +208,54 @@ def limitations(run: AuditedRun, correlation: float) -> list[str]:
     ]
 
 
-def comparison_section(runs: Sequence[AuditedRun]) -> dict[str, Any]:
-    """The trends across runs: rates against family, size and training time, with the controls."""
+def comparison_section(runs: Sequence[AuditedRun], strongest: int = 24) -> dict[str, Any]:
+    """The study's answer across runs, first: copy rate against training-set size per model
+    setting over the held-out band, the epoch curve with sample quality, the strongest copies of
+    all runs beside their training originals, EMM per setting and the contrasts between
+    settings; then the trend tables and figures."""
     table = trends.compare(runs)
     defaults = {r.default_criterion for r in runs}
     criterion = defaults.pop() if len(defaults) == 1 else "heldout"
-    chosen = table[table["criterion"] == criterion]
     figs = {"runs": svg_uri(figures.runs_figure(table, criterion))}
-    for x, label, log in (("train_size", "training images", True), ("epoch", "epoch", False),
-                          ("steps", "sampling steps", False)):
-        lines = trends.series(table, x, criterion)
-        if any(line[x].nunique() > 1 for line in lines.values()):
-            figs[x] = svg_uri(figures.trend_figure(lines, x, criterion, label, log))
-    criteria = list(dict.fromkeys(table["criterion"]))
+    if any(line["train_size"].nunique() > 1
+           for line in trends.series(table, "train_size", criterion).values()):
+        figs["answer"] = svg_uri(figures.answer_figure(table, criterion))
+    if any(line["epoch"].nunique() > 1
+           for line in trends.series(table, "epoch", criterion).values()):
+        figs["epoch"] = svg_uri(figures.epoch_figure(table, criterion))
+    steps = trends.series(table, "steps", criterion)
+    if any(line["steps"].nunique() > 1 for line in steps.values()):
+        figs["steps"] = svg_uri(figures.trend_figure(steps, "steps", criterion,
+                                                     "sampling steps"))
     by_run = [{"run": run, "cells": {r["criterion"]: r for r in group.to_dict("records")}}
               for run, group in table.groupby("run", sort=False)]
-    return {"criterion": criterion, "rows": chosen.to_dict("records"), "figures": figs,
-            "criteria": criteria, "by_run": by_run,
-            "notes": trends.comparison_notes(runs)}
+    return {"criterion": criterion,
+            "rows": table[table["criterion"] == criterion].to_dict("records"),
+            "facts": [(f, FACT_LABELS[f]) for f in fact_names()], "figures": figs,
+            "criteria": list(dict.fromkeys(table["criterion"])), "by_run": by_run,
+            "notes": trends.comparison_notes(runs),
+            "emm": contrasts.emm(table, criterion).to_dict("records"),
+            "headline": [contrasts.emm_sentence(r) for r in
+                         contrasts.emm(table, criterion).to_dict("records")],
+            "emm_gu": contrasts.emm(table, "gu").to_dict("records") if criterion != "gu" else [],
+            "contrasts": contrasts.contrasts(table, criterion).to_dict("records"),
+            "strongest": strongest_cards(runs, strongest)}
+
+
+def strongest_cards(runs: Sequence[AuditedRun], n: int) -> list[dict[str, Any]]:
+    """The strongest copies across runs, each as (sample, training original) thumbnails."""
+    cards = []
+    for r in strongest_copies(runs, n).to_dict("records"):
+        run = runs[r["run"]]
+        try:
+            sample = run.images("samples").images[int(r["sample"])]
+            original = run.images("train").images[int(r["nn_train"])]
+        except CopyscopeError:
+            continue  # images moved since the audit: the run's own section says so
+        cards.append({"run": r["name"], "sample": int(r["sample"]), "item": int(r["nn_train"]),
+                      "l2": float(r["nn_l2"]), "image": png_uri(hstack([sample, original])),
+                      "width": sample.shape[1] * 2 + 2, "height": sample.shape[0]})
+    return cards
 
 
 def is_missing(value: Any) -> bool:
