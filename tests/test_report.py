@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -157,3 +158,28 @@ def test_report_errors_are_one_sentence(runs, run_cli, tmp_path):
 def test_template_is_package_data():
     template = resources.files("copyscope.report") / "templates" / "report.html.j2"
     assert template.is_file() and "{% for run in runs %}" in template.read_text()
+
+
+def test_a_large_comparison_keeps_its_tables_and_leaves_out_what_repeats(runs, tmp_path):
+    """Beyond DETAIL_RUNS runs, each run keeps its tables, core figure and strongest copies;
+    its per-item figures and complete run.json are left out (runs of the same folder name in
+    different places are named by their paths)."""
+    from copyscope.report import write_report
+    from copyscope.report.render import COMPACT, DETAIL_RUNS
+
+    many = []
+    for i in range(DETAIL_RUNS + 1):
+        many.append(shutil.copytree(runs["copies"], tmp_path / f"set{i}" / "copies"))
+    single = (runs["copies"] / "report.html")
+    write_report([runs["copies"]], single, show=False)
+    write_report(many, tmp_path / "many.html", show=False)
+    one, big = single.read_text(), (tmp_path / "many.html").read_text()
+    assert one.count("<summary>The complete run.json") == 1
+    assert "<summary>The complete run.json" not in big
+    assert one.count('alt="copy rate by outlierness decile"') == 1
+    assert 'alt="copy rate by outlierness decile"' not in big
+    assert big.count('alt="histogram of nearest-training distances"') == len(many)
+    assert big.count("<h3>Run set0/copies</h3>") == 1
+    cards = big.count('<div class="card flagged">')
+    assert cards == len(many) * min(COMPACT["top"], sum(PLANTED.values()))
+    assert len(big) < len(many) * len(one)

@@ -8,6 +8,8 @@ ones that were audited. Nothing is searched again.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +51,8 @@ class AuditedRun:
     sample: SampleRecord | None = None
     """How the samples were made, when ``copyscope sample`` made them."""
     analysis: AnalysisRecord | None = None
+    label: str | None = None
+    """The run's name among others (see :func:`open_audits`); its folder's name by default."""
     quality: QualityRecord | None = None
     """The samples' quality (classifier confidence, Fréchet distance), when it was measured for
     these very samples."""
@@ -56,7 +60,7 @@ class AuditedRun:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
     @cached_property
     def facts(self) -> dict[str, Any]:
@@ -160,3 +164,15 @@ def open_audit(path: str | Path) -> AuditedRun:
         quality = None  # measured for other samples
     return AuditedRun(path, record, summary, **tables, sample=rundir.read(SampleRecord),
                       analysis=rundir.read(AnalysisRecord), quality=quality)
+
+
+def open_audits(paths: Sequence[str | Path]) -> list[AuditedRun]:
+    """Open each run once, named by its folder, or where two folders share a name, by every
+    run's path below the folder they all share (``ddpm-300/epochs/epoch-0010``)."""
+    opened = [open_audit(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
+    names = [r.name for r in opened]
+    if len(set(names)) < len(names):
+        common = Path(os.path.commonpath([r.path.parent for r in opened]))
+        for run in opened:
+            run.label = str(run.path.relative_to(common))
+    return opened

@@ -44,7 +44,7 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
     h = run.controls["nn_l2"].to_numpy()
     fig, (ax, tail) = _figure(ncols=2)
     edges = np.linspace(0, max(s.max(), h.max()) * 1.02, bins + 1)
-    ax.hist(h, edges, density=True, color=HELDOUT, alpha=0.45,
+    ax.hist(h, edges, density=True, histtype="stepfilled", color=HELDOUT, alpha=0.45,
             label=f"held-out real images (n={len(h):,})")
     ax.hist(s, edges, density=True, histtype="step", color=SAMPLES, linewidth=1.6,
             label=f"generated samples (n={len(s):,})")
@@ -61,8 +61,7 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
 
     limit = max([*(x for x, _, _ in marks if np.isfinite(x)), float(np.quantile(h, 0.05))]) * 1.5
     for values, color, name in ((h, HELDOUT, "held-out"), (s, SAMPLES, "samples")):
-        x = np.sort(values)
-        share = np.arange(1, len(x) + 1) / len(x)
+        x, share = _lower_tail(values, limit)
         tail.step(x, share, where="post", color=color, label=name)
     tail.set_xlim(0, limit)
     tail.set_yscale("log")
@@ -73,6 +72,18 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
     tail.set_title(f"Lower tail; {exact:,} samples are exact copies (L2 = 0)", fontsize=10)
     tail.legend(fontsize=7, loc="lower right", frameon=False)
     return fig
+
+
+def _lower_tail(values: np.ndarray, limit: float, points: int = 150
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The cumulative share at or below each sorted value, up to just past ``limit``, thinned to
+    about ``points`` steps evenly spaced on the log scale the tail is drawn on (every step of
+    the first ones, where single images count)."""
+    x = np.sort(values)
+    share = np.arange(1, len(x) + 1) / len(x)
+    visible = min(len(x), int(np.searchsorted(x, limit, side="right")) + 1)
+    keep = np.unique(np.rint(np.logspace(0, np.log10(max(visible, 1)), points)).astype(int)) - 1
+    return x[keep], share[keep]
 
 
 def _threshold_marks(run: AuditedRun) -> list[tuple[float, str, str]]:

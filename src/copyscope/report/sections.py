@@ -44,8 +44,9 @@ FACT_LABELS = {"family": "model family", "train_size": "training images",
 
 
 def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
-                regenerated: int = 6, controls: int = 4) -> dict[str, Any]:
-    """Everything the report says about one run."""
+                regenerated: int = 6, controls: int = 4, detail: bool = True) -> dict[str, Any]:
+    """Everything the report says about one run; ``detail`` adds the per-item trend figures
+    (counts, classes, outlierness, duplication) beside their tables."""
     run, tables = analysis.run, analysis.tables
     name = run.default_criterion
     s = run.summary
@@ -66,32 +67,39 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
         "threshold": run.heldout_threshold,
         "exact_copies": int((run.samples["nn_l2"] == 0).sum()),
         "rates": tables["rates"].to_dict("records"),
-        "figures": {
-            "distance": svg_uri(figures.distance_histogram(run)),
-            "counts": svg_uri(figures.count_figure(tables["counts"])),
-            "outlierness": svg_uri(figures.rates_figure(
-                _bin_labels(tables["outlierness"]), "range",
-                "outlierness of the nearest training item (mean L2 to its k nearest others)")),
-            "duplication": svg_uri(figures.rates_figure(
-                _bin_labels(tables["duplication"]), "range",
-                "distance from the nearest training item to its nearest other training item")),
-        },
+        "figures": {"distance": svg_uri(figures.distance_histogram(run))},
         "concentration": tables["concentration"].to_dict("records"),
         "classes": tables["classes"].to_dict("records"),
         "outlierness": _bin_labels(tables["outlierness"]).to_dict("records"),
         "duplication": _bin_labels(tables["duplication"]).to_dict("records"),
         "associations": tables["associations"].to_dict("records"),
-        "manifest": manifest_section(run),
+        "manifest": manifest_section(run, complete=detail),
         "limitations": limitations(run, correlation),
     }
-    if not tables["classes"].empty:
-        section["figures"]["classes"] = svg_uri(figures.rates_figure(
-            tables["classes"], "class", "class of the nearest training image"))
+    if detail:
+        section["figures"] |= detail_figures(tables)
     try:
         section["galleries"] = galleries(run, top, per_item, regenerated, controls)
     except CopyscopeError as e:
         section["images_error"] = str(e)
     return section
+
+
+def detail_figures(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The per-item trend figures of one run (their numbers are in the tables beside them)."""
+    out = {
+        "counts": svg_uri(figures.count_figure(tables["counts"])),
+        "outlierness": svg_uri(figures.rates_figure(
+            _bin_labels(tables["outlierness"]), "range",
+            "outlierness of the nearest training item (mean L2 to its k nearest others)")),
+        "duplication": svg_uri(figures.rates_figure(
+            _bin_labels(tables["duplication"]), "range",
+            "distance from the nearest training item to its nearest other training item")),
+    }
+    if not tables["classes"].empty:
+        out["classes"] = svg_uri(figures.rates_figure(
+            tables["classes"], "class", "class of the nearest training image"))
+    return out
 
 
 def galleries(run: AuditedRun, top: int, per_item: int, regenerated: int,
@@ -133,7 +141,7 @@ def _bin_labels(table: pd.DataFrame) -> pd.DataFrame:
                                                                        strict=True)])
 
 
-def manifest_section(run: AuditedRun) -> dict[str, Any]:
+def manifest_section(run: AuditedRun, complete: bool = True) -> dict[str, Any]:
     """Versions, seeds, data hashes and the exact commands of every stage in run.json.
 
     The stages of the training run that the samples came from (the sample stage's
@@ -149,7 +157,7 @@ def manifest_section(run: AuditedRun) -> dict[str, Any]:
         "hashes": [(role, e["spec"], e["n"], e["sha256"]) for role, e in run.inputs.items()],
         "stages": [(k, v.get("status"), v.get("finished"), v.get("timings_s"))
                    for k, v in stages.items()],
-        "run_json": json.dumps(manifest, indent=2),
+        "run_json": json.dumps(manifest, indent=2) if complete else None,
     }
 
 
