@@ -1,11 +1,13 @@
-"""What the generator families share: the Family protocol, config checks, pixel conversions."""
+"""What the model families share: the Family and DensityModel protocols, config checks, pixel
+conversions."""
 
 from __future__ import annotations
 
 import dataclasses
 import resource
 import sys
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -37,6 +39,35 @@ class Family(Protocol):
                  ) -> torch.Tensor:
         """``n`` new images as uint8 (n, H, W, C), all randomness drawn from ``generator``."""
         ...
+
+
+@runtime_checkable
+class DensityModel(Protocol):
+    """An exact discrete distribution over uint8 symbols in a fixed order (raster order for
+    images): what an arithmetic coder, a likelihood test and an autoregressive sampler need."""
+
+    levels: ClassVar[int]  # 256
+
+    def conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        """p(x_i = k | x_<i) at every position: x uint8 (B, C, H, W) -> float (B, H, W, levels)."""
+        ...
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log-likelihood in nats of each item: (B,)."""
+        ...
+
+    def autoregress(self, n: int, choose: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> torch.Tensor:
+        """Build n items symbol by symbol in order; at each position ``choose`` receives the
+        (n, levels) conditional probabilities and returns the (n,) symbols taken (a seeded draw
+        when sampling, the range decoder's symbol when decoding). Returns uint8 (n, H, W, C)."""
+        ...
+
+
+def is_trainable(model: Any) -> bool:
+    """Whether a family learns by optimisation (``configure_optimizers`` and ``train_step``);
+    a non-parametric family (gzip) instead keeps its training items (``fit``)."""
+    return callable(getattr(model, "train_step", None))
 
 
 def make_config(cls: type, values: dict[str, Any] | None, where: str) -> Any:
