@@ -1,7 +1,8 @@
 """Generative model families that train on an image set and generate new images.
 
 Each family (see :class:`copyscope.models.base.Family`) is imported on first use, so that
-importing copyscope and starting the CLI does not pay for torch or diffusers.
+importing copyscope and starting the CLI does not pay for torch or diffusers. ``pixelcnn`` and
+``gzip`` are also exact density models (:class:`copyscope.models.base.DensityModel`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from copyscope.errors import CopyscopeError
 FAMILIES = {
     "diffusion": "copyscope.models.diffusion:Diffusion",
     "gan": "copyscope.models.gan:DCGAN",
+    "gzip": "copyscope.models.gzipmodel:GzipModel",
     "pixelcnn": "copyscope.models.pixelcnn:GatedPixelCNN",
 }
 

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from copyscope.data import ImageSet, load
 from copyscope.errors import CopyscopeError
 from copyscope.models import family_class
-from copyscope.models.base import default_device, make_config, peak_memory_mb
+from copyscope.models.base import default_device, is_trainable, make_config, peak_memory_mb
 from copyscope.progress import bar
 from copyscope.run import (
     RunDir,
@@ -200,7 +200,8 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     device = device or default_device()
     torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
     model = cls(model_config).to(device)
-    optimizers = model.configure_optimizers()
+    trainable = is_trainable(model)
+    optimizers = model.configure_optimizers() if trainable else {}
     start, step = _resume(run.path, model, optimizers, device)
 
     x = torch.from_numpy(np.moveaxis(subset.images, -1, 1).copy()).to(device)
@@ -216,10 +217,13 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     times: list[float] = list(run.stage("train").get("epoch_seconds", []))[:start]
-    progress = bar(max(0, config.epochs - start) * per_epoch, desc=f"train {config.family}",
+    epochs = config.epochs if trainable else 0
+    progress = bar(max(0, epochs - start) * per_epoch, desc=f"train {config.family}",
                    show=show, unit="step")
     model.train()
-    for epoch in range(start, config.epochs):
+    if not trainable:  # a non-parametric model (gzip): its state is the training items themselves
+        _save_checkpoint(run.path, model, optimizers, 0, 0, model.fit(x))
+    for epoch in range(start, epochs):
         began = time.perf_counter()
         torch.manual_seed(derived_seed(config.seed, epoch, EPOCH))
         losses = []
