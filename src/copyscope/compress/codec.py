@@ -171,22 +171,34 @@ class CodeLengths:
     """int64 (N,): 32 x the range coder's words for the item on its own, termination included."""
     bits_ideal: np.ndarray
     """float64 (N,): Σ -log2 p(x_i | x_<i) under the same probabilities."""
+    pixel_bits: np.ndarray
+    """float32 (N, D): -log2 p(x_i | x_<i) of every symbol."""
+    whole_bits: int
+    """32 x the words of all N items coded as one stream (what ``encode`` writes as payload)."""
 
 
 def code_lengths(model: DensityModel, images: np.ndarray, batch: int = BATCH,
                  show: bool = True) -> CodeLengths:
-    """Code every item on its own (batched through the model, one range coder per item)."""
+    """Code every item on its own (batched through the model, one range coder per item) and all
+    of them as one stream, through the same path as :func:`encode`."""
     images = check_images(model, images, "the images to measure")
     coded = np.zeros(len(images), dtype=np.int64)
+    pixel_bits = np.zeros((len(images), images[0].size), dtype=np.float32)
     ideal = np.zeros(len(images), dtype=np.float64)
+    whole = constriction.stream.queue.RangeEncoder()
     progress = bar(len(images), desc="code lengths", show=show, unit="img")
     with torch.inference_mode():
         for s in range(0, len(images), batch):
             part = images[s : s + batch]
             encoders = [constriction.stream.queue.RangeEncoder() for _ in part]
+            position = iter(range(part[0].size))
 
-            def step(p: np.ndarray, symbols: np.ndarray, s: int = s, encoders=encoders) -> None:
-                ideal[s : s + len(symbols)] += _ideal_bits(p, symbols)
+            def step(p: np.ndarray, symbols: np.ndarray, s: int = s, encoders=encoders,
+                     position=position) -> None:
+                bits = _ideal_bits(p, symbols)
+                ideal[s : s + len(symbols)] += bits
+                pixel_bits[s : s + len(symbols), next(position)] = bits
+                whole.encode(symbols, _CATEGORICAL, p)
                 for k, encoder in enumerate(encoders):
                     encoder.encode(symbols[k : k + 1], _CATEGORICAL, p[k : k + 1])
 
@@ -194,4 +206,4 @@ def code_lengths(model: DensityModel, images: np.ndarray, batch: int = BATCH,
             coded[s : s + len(part)] = [32 * len(e.get_compressed()) for e in encoders]
             progress.update(len(part))
     progress.close()
-    return CodeLengths(coded, ideal)
+    return CodeLengths(coded, ideal, pixel_bits, 32 * len(whole.get_compressed()))

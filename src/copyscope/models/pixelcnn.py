@@ -160,8 +160,12 @@ class GatedPixelCNN(nn.Module):
             return out.log_softmax(dim=1)
         levels = torch.arange(LEVELS, device=out.device).view(1, 1, LEVELS,
                                                              *[1] * (out.dim() - 2))
+        # (B, K, 256, ...) intermediates: a few images at a time keeps them near 100 MB
+        per_item = self.config.mixtures * LEVELS * out[0, 0].numel()
+        step = max(1, (1 << 22) // per_item)
         # renormalised: PixelCNN++'s tail approximation leaves the sum a hair off one
-        return logistic_mixture(out, levels).log_softmax(dim=1)
+        return torch.cat([logistic_mixture(out[s : s + step], levels).log_softmax(dim=1)
+                          for s in range(0, len(out), step)])
 
     def _probs(self, out: torch.Tensor) -> torch.Tensor:
         """Probabilities (B, 256, ...) of every level from the head's output (B, outputs, ...)."""

@@ -32,7 +32,7 @@ from copyscope.run import RunDir, atomic_path, command_line, now, sha256_bytes, 
 EPOCHS = "epochs"
 SHARD = 1000
 SAMPLE = 0x5A3
-OTHER = {"gan": "latent", "pixelcnn": "autoregressive"}  # how the other families sample
+OTHER = {"gan": "latent", "pixelcnn": "autoregressive", "gzip": "autoregressive"}  # the rest
 
 
 @dataclass
