@@ -51,7 +51,11 @@ def pixelcnn() -> GatedPixelCNN:
     return GatedPixelCNN(PixelCNNConfig(image_size=12, hidden=8, dilations=(1, 2))).eval()
 
 
-def test_pixelcnn_distributions_are_causal_and_normalised(pixelcnn):
+@pytest.mark.parametrize("head", ["softmax", "logistic"])
+def test_pixelcnn_distributions_are_causal_and_normalised(head):
+    torch.manual_seed(0)
+    pixelcnn = GatedPixelCNN(PixelCNNConfig(image_size=12, hidden=8, dilations=(1, 2),
+                                            head=head)).eval()
     x = torch.randint(0, 256, (3, 1, 12, 12), dtype=torch.uint8)
     with torch.inference_mode():
         probs = pixelcnn.conditionals(x)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from copyscope.cli import audit, data, report, run, sample, train, webapp
+from copyscope.cli import audit, compress, data, report, run, sample, train, webapp
 from copyscope.cli.common import console
 from copyscope.errors import CopyscopeError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(data.app, name="data")
+app.add_typer(compress.app, name="compress")
 app.command("audit")(audit.audit_command)
 app.command("report")(report.report_command)
 app.command("train")(train.train_command)
