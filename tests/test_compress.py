@@ -274,3 +274,20 @@ def test_a_model_without_exact_likelihoods_is_refused(tmp_path):
 def test_committed_pixelcnn_checkpoints_still_load():
     model, _, _ = load_model(Path(__file__).resolve().parents[1] / "models" / "pixelcnn-3000")
     assert model.config.head == "softmax" and isinstance(model, DensityModel)
+
+
+def test_a_decode_does_not_depend_on_the_thread_count():
+    """Torch's floats differ between 1 and 2 threads (enough to derail a decode, measured with
+    the committed pixelcnn-3000); the codec pins one thread on both sides."""
+    from copyscope.compress.files import open_model
+
+    loaded = open_model(Path(__file__).resolve().parents[1] / "models" / "pixelcnn-3000")
+    images = load("mnist:test[:4]").images
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        data = encode(loaded.model, loaded.sha256, images, show=False).data
+        torch.set_num_threads(2)
+        assert np.array_equal(decode(loaded.model, loaded.sha256, data, show=False), images)
+    finally:
+        torch.set_num_threads(threads)

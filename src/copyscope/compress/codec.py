@@ -9,14 +9,17 @@ A range decoder needs bit-identical probabilities to the encoder's. Both therefo
 the model's one autoregressive path (``autoregress``), in the same batch grouping and dtype: the
 encoder answers each position with the known symbols (teacher forcing), the decoder with the
 symbols it reads. A full-image forward pass would give slightly different floats and is never
-used for coding. The stream is position-major inside each batch of ``batch`` images. The file
-carries the sha256 of the pixels, so a decode whose floats drift (another machine, another
-library version) is refused rather than returning wrong pixels.
+used for coding. The stream is position-major inside each batch of ``batch`` images. Torch runs
+on one thread while coding: the floats depend on the thread count (1 against 2 threads moved
+probabilities by 3e-7 here, enough to derail a decode). The file carries the sha256 of the
+pixels, so a decode whose floats still drift (another CPU's kernels, another library version) is
+refused rather than returning wrong pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import constriction
@@ -49,6 +52,18 @@ class Encoded:
     def overhead(self) -> float:
         """Payload bits over the ideal, minus one (0.001 = 0.1% more than Σ -log2 p)."""
         return self.payload_bits / self.bits_ideal - 1.0
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for the block (the coder's floats must not depend on the machine's
+    core count; one thread is also the fastest for its many small convolutions)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def image_shape(model: DensityModel) -> tuple[int, int, int]:
@@ -109,7 +124,7 @@ def encode(model: DensityModel, model_sha256: str, images: np.ndarray, batch: in
         ideal += float(_ideal_bits(p, symbols).sum())
 
     progress = bar(len(images), desc="encode", show=show, unit="img")
-    with torch.inference_mode():
+    with torch.inference_mode(), one_thread():
         for s in range(0, len(images), batch):
             part = images[s : s + batch]
             model.autoregress(len(part), _teacher(part, step))
@@ -146,7 +161,7 @@ def decode(model: DensityModel, model_sha256: str, data: bytes, where: str = "th
     parts = []
     progress = bar(header.count, desc="decode", show=show, unit="img")
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), one_thread():
             for s in range(0, header.count, header.batch):
                 n = min(header.batch, header.count - s)
                 parts.append(model.autoregress(n, choose).numpy())
@@ -187,7 +202,7 @@ def code_lengths(model: DensityModel, images: np.ndarray, batch: int = BATCH,
     ideal = np.zeros(len(images), dtype=np.float64)
     whole = constriction.stream.queue.RangeEncoder()
     progress = bar(len(images), desc="code lengths", show=show, unit="img")
-    with torch.inference_mode():
+    with torch.inference_mode(), one_thread():
         for s in range(0, len(images), batch):
             part = images[s : s + batch]
             encoders = [constriction.stream.queue.RangeEncoder() for _ in part]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from copyscope.compress.codec import BATCH, decode, encode, read_header
 from copyscope.compress.format import HEADER_BYTES
@@ -69,8 +68,7 @@ def encode_file(run: str | Path, images: str, out: str | Path, checkpoint: str |
     loaded = open_model(run, checkpoint)
     data = load(images)
     began = time.perf_counter()
-    with _one_thread():
-        coded = encode(loaded.model, loaded.sha256, data.images, batch, show)
+    coded = encode(loaded.model, loaded.sha256, data.images, batch, show)
     seconds = time.perf_counter() - began
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -91,8 +89,7 @@ def decode_file(run: str | Path, path: str | Path, out: str | Path, show: bool =
     header = read_header(data, str(path))
     loaded = open_model(run, _checkpoint_of(Path(run), header.model_sha256))
     began = time.perf_counter()
-    with _one_thread():
-        images = decode(loaded.model, loaded.sha256, data, str(path), show)
+    images = decode(loaded.model, loaded.sha256, data, str(path), show)
     seconds = time.perf_counter() - began
     out = Path(out)
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
@@ -110,15 +107,3 @@ def _checkpoint_of(run: Path, sha256: str) -> str | None:
             return str(p)
     return None
 
-
-class _one_thread:
-    """The coder runs torch on one thread: its many small convolutions run fastest so, and a
-    fixed thread count keeps the floats, and so the decode, the same on machines with any
-    number of cores."""
-
-    def __enter__(self) -> None:
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.threads)

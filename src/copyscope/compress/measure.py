@@ -26,7 +26,7 @@ import pandas as pd
 
 from copyscope.compress import baselines
 from copyscope.compress.codec import BATCH, check_images, code_lengths
-from copyscope.compress.files import _one_thread, open_model
+from copyscope.compress.files import open_model
 from copyscope.compress.stored import MIN_K, membership, min_k, stored_bits
 from copyscope.data import ImageSet, load
 from copyscope.errors import CopyscopeError
@@ -88,10 +88,9 @@ def measure(run: str | Path, out: str | Path, heldout: str = "mnist:test",
     rows, whole = [], {}
     for name, (images, items) in sets.items():
         key = f"compress-{name}-{fingerprint(identity)}"
-        with _one_thread():
-            parts = chunked(len(images), CHUNK, lambda piece, im=images: _chunk(loaded, im, piece,
-                                                                               batch),
-                            store=out_run.partial(key), desc=f"code {name}", show=show)
+        parts = chunked(len(images), CHUNK,
+                        lambda piece, im=images: _chunk(loaded, im, piece, batch),
+                        store=out_run.partial(key), desc=f"code {name}", show=show)
         whole[name] = {"model": int(parts.pop("whole_bits").sum()),
                        **{c: baselines.bits_whole(c, images.images)
                           for c in baselines.COMPRESSORS}}
