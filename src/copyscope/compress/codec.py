@@ -108,7 +108,9 @@ def _normalised(probs: torch.Tensor) -> np.ndarray:
 
 
 def _ideal_bits(p: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    return -np.log2(p[np.arange(len(symbols)), symbols])
+    """-log2 p of each symbol; a probability that underflowed float32 to zero counts as the
+    smallest float32, 2^-149 (the coder itself never spends more than about 24 bits on it)."""
+    return -np.log2(np.maximum(p[np.arange(len(symbols)), symbols], 2.0**-149))
 
 
 def encode(model: DensityModel, model_sha256: str, images: np.ndarray, batch: int = BATCH,

@@ -152,6 +152,21 @@ def _chunk(loaded: Any, images: ImageSet, piece: slice, batch: int) -> dict[str,
             "min_k": min_k(coded.pixel_bits), "whole_bits": np.array([coded.whole_bits])}
 
 
+def _heldout_class_means(bits: np.ndarray, labels: np.ndarray, is_train: np.ndarray
+                         ) -> np.ndarray:
+    """Per item, the mean bits of the held-out items of its class (leaving a held-out item
+    itself out), the class-conditional membership baseline."""
+    out = np.full(len(bits), bits[~is_train].mean())
+    for c in np.unique(labels):
+        held = ~is_train & (labels == c)
+        total, count = bits[held].sum(), held.sum()
+        if count:
+            out[is_train & (labels == c)] = total / count
+        if count > 1:
+            out[held] = (total - bits[held]) / (count - 1)
+    return out
+
+
 def _summary(table: pd.DataFrame, whole: dict[str, dict[str, int]], dims: int, stored: Any,
              loaded: Any, run: Path, is_train: np.ndarray) -> dict[str, Any]:
     model_bits = 8 * loaded.checkpoint.stat().st_size
@@ -174,10 +189,7 @@ def _summary(table: pd.DataFrame, whole: dict[str, dict[str, int]], dims: int, s
         rates[name]["model_advantage"] = (rates[name][best]["whole_bpd"]
                                           / rates[name]["model"]["whole_bpd"])
     bits = table["bits_ideal"].to_numpy()
-    labels = table["label"].to_numpy()
-    held_means = {c: bits[~is_train & (labels == c)].mean() for c in np.unique(labels)
-                  if (~is_train & (labels == c)).any()}
-    class_mean = np.array([held_means.get(c, bits[~is_train].mean()) for c in labels])
+    class_mean = _heldout_class_means(bits, table["label"].to_numpy(), is_train)
     scores = {
         "bits": -bits,
         "zlib_ratio": -bits / table["bits_gzip"].to_numpy(),
