@@ -1,7 +1,7 @@
 """The model as a compressor, on mnist:test, side by side with what a user would pick instead.
 
     nice -n 10 .venv/bin/python benchmarks/compress.py [--model models/pixelcnn-60000] \\
-        [--coded 200] [--gzip-samples 4] [--design runs/design]
+        [--coded 200] [--gzip-samples 4]
 
 In one run: (1) the compression table: bits/dim of every test digit under the model (exact
 -log2 p from one full forward pass) and under gzip, bz2, LZMA, zstd, PNG and WebP, each item
@@ -9,9 +9,7 @@ alone and the whole set at once; (2) the range coder on the first ``--coded`` di
 file's size against Σ -log2 p, encode and decode images/s, against the model's full forward pass
 alone and the autoregressive pass alone (no coder), all on one thread; (3) gzip as a generative
 model (context: 100 training digits, as ``copyscope train --family gzip --size 100``): samples/s.
-With ``--design`` it also copies the table of PixelCNN design experiments
-(benchmarks/pixelcnn_design.py) into the section. Writes the ``compress`` section of
-benchmarks/RESULTS.md.
+Writes the ``compress`` section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -57,7 +55,6 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=REPO / "models" / "pixelcnn-60000")
     ap.add_argument("--coded", type=int, default=200)
     ap.add_argument("--gzip-samples", type=int, default=4)
-    ap.add_argument("--design", type=Path, default=None)
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -171,13 +168,6 @@ def main() -> None:
         f"{args.gzip_samples / gz_cpu:.2f} per CPU second (256 compressor copies and flushes "
         "per pixel).",
     ]
-    if args.design is not None:
-        from pixelcnn_design import table
-
-        lines += ["", "### PixelCNN design experiments (`benchmarks/pixelcnn_design.py`)", "",
-                  "Each trains on all 60,000 training digits, one thread, stopped after a budget "
-                  "of training CPU seconds; bits/dim on 2,000 seeded test digits and on the "
-                  "first 2,000 training items.", "", table(args.design)]
     replace_section(args.results, "compress", "\n".join(lines))
     print("\n".join(lines))
 

@@ -8,8 +8,9 @@ Trains one configuration on a seeded class-balanced subset of mnist:train (``--s
 thread, stops after ``--cpu-seconds`` of training CPU time (evaluation is not counted), and every
 ``--eval-every`` CPU seconds records bits/dim on ``--test`` held-out digits of mnist:test (a seeded
 sample) and on up to 2,000 of the training items. Writes ``<out>/<name>.json``; ``--table`` prints
-every finished experiment under ``--out`` as markdown. CPU seconds, not wall seconds, because the
-machine is shared: the curves are what one free core would do.
+every finished experiment under ``--out`` as markdown (``--write`` puts it, with each
+experiment's curve, in the ``pixelcnn-design`` section of benchmarks/RESULTS.md). CPU seconds,
+not wall seconds, because the machine is shared: the curves are what one free core would do.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +32,9 @@ from copyscope.models.base import make_config
 from copyscope.models.pixelcnn import GatedPixelCNN, PixelCNNConfig
 from copyscope.models.train import INIT, derived_seed, epoch_batches, subset_indices
 from copyscope.run import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import replace_section
 
 
 def bits_per_dim(model: GatedPixelCNN, x: torch.Tensor, batch: int = 500) -> float:
@@ -99,6 +104,34 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def section(out: Path, summary: str) -> str:
+    curves = []
+    for path in sorted(out.glob("*.json")):
+        r = json.loads(path.read_text())
+        points = "; ".join(f"{c['step']} steps / {c['cpu_s']:.0f} s: {c['test_bpd']:.3f} "
+                           f"(seen {c['train_bpd']:.3f})" for c in r["curve"])
+        curves.append(f"- {r['name']}: {points}")
+    return "\n".join([
+        "## PixelCNN design: test bits/dim against single-core CPU time",
+        "",
+        f"Written by `benchmarks/pixelcnn_design.py --write` on "
+        f"{time.strftime('%Y-%m-%d')}; each experiment was run as",
+        "",
+        "    nice -n 10 .venv/bin/python benchmarks/pixelcnn_design.py --name NAME --set K=V ... "
+        "--cpu-seconds S",
+        "",
+        "on a 2-core AMD EPYC busy with two background trainings (so by CPU seconds, one "
+        "thread each). Test bits/dim on 2,000 seeded mnist:test digits (500 for the "
+        "one-image runs), seen bits/dim on up to 2,000 of the training items.",
+        "",
+        summary,
+        "",
+        "Curves (training steps / training CPU seconds: test bits/dim):",
+        "",
+        *curves,
+    ])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name")
@@ -110,9 +143,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=Path("runs/design"))
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    if args.table:
-        print(table(args.out))
+    if args.table or args.write:
+        text = table(args.out)
+        if args.write:
+            text = section(args.out, text)
+            replace_section(Path(__file__).resolve().parent / "RESULTS.md", "pixelcnn-design",
+                            text)
+        print(text)
         return
     experiment(args.name, parse_settings(args.settings), args.size, args.cpu_seconds,
                args.eval_every, args.test, args.batch_size, args.out)
