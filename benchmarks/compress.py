@@ -21,6 +21,8 @@ import os
 import platform
 import sys
 import time
+import zlib
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,13 @@ def timed(fn):
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.moveaxis(images, -1, 1).copy())
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+             if ln.startswith("model name")] if cpuinfo.exists() else []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -104,6 +113,8 @@ def main() -> None:
     _, gz_wall, gz_cpu = timed(lambda: gz.generate(args.gzip_samples,
                                                    torch.Generator().manual_seed(0)))
     load_end = os.getloadavg()
+    shown = args.model.resolve().relative_to(REPO) if args.model.resolve().is_relative_to(REPO) \
+        else args.model
 
     lines = [
         "## Compression: the model as a lossless coder",
@@ -112,15 +123,16 @@ def main() -> None:
         "",
         f"    {command_line()}",
         "",
-        f"- CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores, "
         f"torch on 1 thread; {platform.platform()}. **Busy machine**: two `copyscope train` runs "
         "used both cores throughout (nice 5; this benchmark ran at nice 10), so wall times are "
         "several times what a free core gives; CPU seconds are given beside them.",
         f"- Load average (1, 5, 15 min) at the start {', '.join(f'{v:.2f}' for v in load_start)}"
         f", at the end {', '.join(f'{v:.2f}' for v in load_end)}",
         f"- Libraries: {', '.join(f'{k} {v}' for k, v in versions().items() if k != 'platform')}"
-        f", constriction, zlib {__import__('zlib').ZLIB_RUNTIME_VERSION}",
-        f"- Model: `{args.model}`"
+        f", constriction {metadata.version('constriction')}, zstandard "
+        f"{metadata.version('zstandard')}, zlib {zlib.ZLIB_RUNTIME_VERSION}",
+        f"- Model: `{shown}`"
         f" ({loaded.family}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"checkpoint sha256 {loaded.sha256[:12]}…)",
         "",
