@@ -263,12 +263,23 @@ def test_files_round_trip_and_refusals_write_nothing(one_image_run, crops, tmp_p
     assert not (tmp_path / "y.cs").exists()
 
 
-def test_a_model_without_exact_likelihoods_is_refused(tmp_path):
+def test_measure_from_the_command_line(one_image_run, crops, tmp_path, run_cli):
+    code, text = run_cli("compress", "measure", one_image_run, "--heldout", crops["heldout"],
+                         "--out", tmp_path / "m")
+    assert code == 0, text
+    assert "Stored:" in text and (tmp_path / "m" / "compression.parquet").is_file()
+    assert (tmp_path / "m" / "compression.json").is_file()
+
+
+def test_a_model_without_exact_likelihoods_is_refused(tmp_path, run_cli):
     run = train(TrainConfig(family="gan", train="mnist:train[:100]", size=8, epochs=1,
                             batch_size=8, model={"width": 4, "latent_dim": 4}), tmp_path / "gan",
                 show=False)
     with pytest.raises(CopyscopeError, match="no exact likelihood"):
         measure(run, tmp_path / "bits", heldout="mnist:test[:5]", show=False)
+    code, text = run_cli("compress", "measure", run, "--out", tmp_path / "bits")
+    assert code == 2 and "no exact likelihood" in text and len(text.strip().splitlines()) <= 2
+    assert not (tmp_path / "bits" / "compression.parquet").exists()
 
 
 def test_committed_pixelcnn_checkpoints_still_load():
