@@ -61,6 +61,10 @@ def gzip_copying(run: Path, bits: Path | None) -> list[str]:
     import pandas as pd
 
     stages = json.loads((run / "run.json").read_text())["stages"]
+
+    def shown(command: str) -> str:  # `python -m copyscope` records __main__.py
+        return command.replace("__main__.py", "copyscope", 1)
+
     summary = json.loads((run / "summary.json").read_text())
     samples = pd.read_parquet(run / "samples.parquet")
     context = np.load(run / "train_indices.npy")
@@ -70,14 +74,16 @@ def gzip_copying(run: Path, bits: Path | None) -> list[str]:
     rates = ", ".join(f"{name} {c['copies']} ({100 * c['copy_rate']:.1f}%, held-out FPR "
                       f"{100 * c['heldout_fpr']:.2f}%)" for name, c in summary["criteria"].items())
     out = ["", f"#### Does gzip copy its context? `{run.name}`", "",
-           f"    {stages['sample']['command']}", f"    {stages['audit']['command']}", "",
+           f"    {shown(stages['sample']['command'])}", f"    {shown(stages['audit']['command'])}",
+           "",
            f"- {summary['n_samples']} samples ({stages['sample']['samples_per_s']} samples/s "
            f"wall on the busy machine) against all {summary['n_train']:,} training digits: "
            f"copies by criterion: {rates}. Median nearest-training distance "
-           f"{summary['nn_l2_median']:.3f} (held-out digits: see the audit); the nearest "
+           f"{summary['nn_l2_median']['samples']:.3f} (held-out digits "
+           f"{summary['nn_l2_median']['heldout']:.3f}); the nearest "
            f"training digit is one of the {len(context)} in gzip's context for "
            f"{100 * seen:.1f}% of samples ({100 * len(context) / summary['n_train']:.2f}% by "
-           f"chance). C_T = {summary['data_copying_ct']:+.2f}."]
+           f"chance). C_T = {summary['data_copying_ct']['C_T']:+.2f}."]
     if bits is not None:
         table = pd.read_parquet(bits / "compression.parquet")
         result = json.loads((bits / "compression.json").read_text())
@@ -87,7 +93,7 @@ def gzip_copying(run: Path, bits: Path | None) -> list[str]:
         held = table.loc[table["set"] == "heldout", "bits_ideal"].mean()
         stored = result["stored_bits"]
         auc = ", ".join(f"{k} {v['auc']:.2f}" for k, v in result["membership"].items())
-        command = json.loads((bits / "run.json").read_text())["stages"]["compress"]["command"]
+        command = shown(json.loads((bits / "run.json").read_text())["stages"]["compress"]["command"])
         out += [f"- `{command}`: the context digits inside DEFLATE's 32 KiB window (the last "
                 f"{window}) cost "
                 f"{train.loc[inside, 'bits_ideal'].mean():.0f} bits on average "
