@@ -93,7 +93,8 @@ def gzip_copying(run: Path, bits: Path | None) -> list[str]:
         held = table.loc[table["set"] == "heldout", "bits_ideal"].mean()
         stored = result["stored_bits"]
         auc = ", ".join(f"{k} {v['auc']:.2f}" for k, v in result["membership"].items())
-        command = shown(json.loads((bits / "run.json").read_text())["stages"]["compress"]["command"])
+        stage = json.loads((bits / "run.json").read_text())["stages"]["compress"]
+        command = shown(stage["command"])
         out += [f"- `{command}`: the context digits inside DEFLATE's 32 KiB window (the last "
                 f"{window}) cost "
                 f"{train.loc[inside, 'bits_ideal'].mean():.0f} bits on average "
