@@ -302,3 +302,12 @@ def test_a_decode_does_not_depend_on_the_thread_count():
         assert np.array_equal(decode(loaded.model, loaded.sha256, data, show=False), images)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_training_set_itself_gives_its_unseen_rest_as_the_control(one_image_run, crops,
+                                                                      tmp_path):
+    result = measure(one_image_run, tmp_path / "rest", heldout=str(crops["train"]), show=False)
+    seen = np.load(one_image_run / "train_indices.npy")
+    held = result.items[result.items["set"] == "heldout"]["item"].to_numpy()
+    assert len(held) == 19 and not np.isin(held, seen).any()
+    assert result.summary["membership"]["bits"]["auc"] == 1.0

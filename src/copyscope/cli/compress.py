@@ -52,7 +52,9 @@ def measure_command(
     run: Annotated[Path, Arg(help=RUN_HELP)],
     out: Annotated[Path, Opt("--out", "-o", help="Folder for compression.parquet and "
                              "compression.json.")],
-    heldout: Annotated[str, Opt(help=f"Held-out images: {SPEC_HELP}.")] = "mnist:test",
+    heldout: Annotated[str, Opt(help=f"Held-out images: {SPEC_HELP}; the set the model's "
+                                "subset came from (mnist:train) gives its unseen rest.")]
+    = "mnist:test",
     train: Annotated[str | None, Opt(help="Training items (default: the items the model was "
                                      "trained on, its train_indices.npy).")] = None,
     checkpoint: Annotated[str | None, Opt(help="Checkpoint (default: newest).")] = None,

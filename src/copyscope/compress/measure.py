@@ -60,16 +60,18 @@ def measure(run: str | Path, out: str | Path, heldout: str = "mnist:test",
             show: bool = True) -> MeasureResult:
     """Measure a density model's code lengths on its training items and on held-out items.
 
-    ``train`` defaults to the items the model was trained on (its ``train_indices.npy``);
-    ``limit`` keeps a seeded class-balanced sample of at most that many items of each set.
+    ``train`` defaults to the items the model was trained on (its ``train_indices.npy``).
+    ``heldout`` may be the very set the model's subset was drawn from (``mnist:train`` for a
+    300-image model): its unseen rest is then the control, from the same source as the training
+    items. ``limit`` keeps a seeded class-balanced sample of at most that many items of each set.
     """
     from copyscope.models.train import INDICES, subset_indices
 
     run = Path(run)
     loaded = open_model(run, checkpoint)
     train_set, train_items = _training_items(run, train, INDICES)
-    held = load(heldout)
-    sets = {"train": (train_set, train_items), "heldout": (held, np.arange(len(held)))}
+    held, held_items = _unseen(run, load(heldout), INDICES)
+    sets = {"train": (train_set, train_items), "heldout": (held, held_items)}
     if limit is not None:
         if limit < 1:
             raise CopyscopeError("Invalid measure setting: limit must be at least 1.")
@@ -142,6 +144,21 @@ def _training_items(run: Path, train: str | None, indices_name: str
                              "(its content hash differs from run.json's); give --train.")
     indices = np.load(path)
     return full.select(indices, source=f"{spec['spec']} at {path}"), indices
+
+
+def _unseen(run: Path, held: ImageSet, indices_name: str) -> tuple[ImageSet, np.ndarray]:
+    """The held-out set and its item indices; given the very set the model's subset was drawn
+    from (e.g. mnist:train for pixelcnn-300), its unseen rest: a control from the same source,
+    and no training item is ever counted as held-out."""
+    spec = (RunDir(run).stage("train") or {}).get("inputs", {}).get("train", {})
+    items = np.arange(len(held))
+    if spec.get("sha256") != held.sha256 or not (run / indices_name).is_file():
+        return held, items
+    items = np.setdiff1d(items, np.load(run / indices_name))
+    if len(items) == 0:
+        raise CopyscopeError(f"{held.source} holds only the model's own training items; give "
+                             "another --heldout.")
+    return held.select(items, source=f"{held.source} without the model's training items"), items
 
 
 def _chunk(loaded: Any, images: ImageSet, piece: slice, batch: int) -> dict[str, np.ndarray]:
