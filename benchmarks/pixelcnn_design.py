@@ -16,6 +16,7 @@ not wall seconds, because the machine is shared: the curves are what one free co
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -91,16 +92,28 @@ def experiment(name: str, settings: dict, size: int | None, cpu_seconds: float,
     return result
 
 
+def reached(curve: list[dict], target: float, key: str = "step") -> str:
+    """When test bits/dim first reached ``target`` (linear between evaluations), else —."""
+    for before, after in itertools.pairwise(curve):
+        if after["test_bpd"] <= target < before["test_bpd"]:
+            w = (before["test_bpd"] - target) / (before["test_bpd"] - after["test_bpd"])
+            return f"{before[key] + w * (after[key] - before[key]):,.0f}"
+    return "—"
+
+
 def table(out: Path) -> str:
     lines = ["| experiment | settings | training items | parameters | CPU s / step | steps | "
-             "CPU s | test bit/dim | seen bit/dim |", "|---|---|---|---|---|---|---|---|---|"]
+             "CPU s | test bit/dim | seen bit/dim | steps (CPU s) to 1.22 | to 1.20 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(out.glob("*.json")):
         r = json.loads(path.read_text())
         last = r["curve"][-1]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "defaults"
         lines.append(f"| {r['name']} | {settings} | {r['size']:,} | {r['parameters']:,} | "
                      f"{r['cpu_s_per_step']:.3f} | {last['step']:,} | {last['cpu_s']:.0f} | "
-                     f"{last['test_bpd']:.3f} | {last['train_bpd']:.3f} |")
+                     f"{last['test_bpd']:.3f} | {last['train_bpd']:.3f} | "
+                     + " | ".join(f"{reached(r['curve'], t)} ({reached(r['curve'], t, 'cpu_s')})"
+                                  for t in (1.22, 1.20)) + " |")
     return "\n".join(lines)
 
 
