@@ -334,6 +334,57 @@ class AnalysisRecord(Record):
                 **(self.seeds or {})}
 
 
+# --- compression ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompressIdentity:
+    model: str
+    """The checkpoint's content hash."""
+    train: str
+    heldout: str
+    limit: int | None
+    seed: int
+    batch: int
+    chunk: int
+
+
+@dataclass
+class CompressRecord(Record):
+    """``copyscope compress measure``: the model, the training and held-out items it coded."""
+
+    stage: ClassVar[str] = "compress"
+    identity: CompressIdentity | None = None
+    status: str = "started"
+    model: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+    outputs: list[str] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
+@dataclass
+class CompressionSummary(Record):
+    """compression.json: bits per dimension of every method, membership and stored bits."""
+
+    stage: ClassVar[str] = "compression"
+    file: ClassVar[str | None] = "compression.json"
+    model: dict[str, Any] = field(default_factory=dict)
+    dims: int = 0
+    rates: dict[str, Any] = field(default_factory=dict)
+    """Per set (train, heldout): each method's bits/dim, item by item and for the whole set,
+    raw and model-size-adjusted rates (as Delétang et al.'s table), the best classical method."""
+    coder_overhead: dict[str, float] = field(default_factory=dict)
+    membership: dict[str, Any] | None = None
+    """Per score: ROC AUC and TPR at 1% FPR of training against held-out items."""
+    stored_bits: dict[str, Any] = field(default_factory=dict)
+    """Per training item and in total, with its interval, beside the model's size in bits."""
+
+
 # --- text ----------------------------------------------------------------------------------
 
 

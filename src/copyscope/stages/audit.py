@@ -129,13 +129,8 @@ def audit(
             s_table, c_table, items, summary.seen = _seen(known, s_table, c_table, items,
                                                           (s_set, t_set, h_set), ct, cfg)
     record = AuditRecord(
-        identity=identity, status="complete",
-        inputs={"samples": s_set.describe(), "train": t_set.describe(),
-                "heldout": h_set.describe(),
-                **({"seen": {"spec": known.source, "n": len(known.indices),
-                             "sha256": known.sha256}} if known is not None else {})},
-        params=asdict(cfg),
-        seeds={"kmeans_cells": cfg.seed}, versions=versions(),
+        identity=identity, status="complete", inputs=_inputs(s_set, t_set, h_set, known),
+        params=asdict(cfg), seeds={"kmeans_cells": cfg.seed}, versions=versions(),
         device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
         started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
     if run is not None:
@@ -145,6 +140,14 @@ def audit(
         run.write(record)
         run.clear_partial(f"search-{partial}")
     return Audit(s_table, c_table, items, summary, record, run.path if run else None)
+
+
+def _inputs(s: ImageSet, t: ImageSet, h: ImageSet, seen: Seen | None) -> dict[str, Any]:
+    """The audit's inputs as run.json records them (spec, n, shape, sha256 of each)."""
+    out = {"samples": s.describe(), "train": t.describe(), "heldout": h.describe()}
+    if seen is not None:
+        out["seen"] = {"spec": seen.source, "n": len(seen.indices), "sha256": seen.sha256}
+    return out
 
 
 def _check_inputs(s: ImageSet, t: ImageSet, h: ImageSet) -> None:
