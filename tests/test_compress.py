@@ -312,3 +312,28 @@ def test_the_training_set_itself_gives_its_unseen_rest_as_the_control(one_image_
     held = result.items[result.items["set"] == "heldout"]["item"].to_numpy()
     assert len(held) == 19 and not np.isin(held, seen).any()
     assert result.summary.membership["bits"]["auc"] == 1.0
+
+
+def test_storage_in_bits_reaches_the_report_and_the_app(one_image_run, crops, tmp_path):
+    """The measure written beside an audit of the same model: the report's storage section
+    and the app's bits for a query and for the stored training item."""
+    from copyscope.analysis import open_audit
+    from copyscope.app import bits
+    from copyscope.report import write_report
+    from copyscope.stages.audit import audit
+    from copyscope.stages.sample import sample
+
+    run = sample(one_image_run, 12, out=tmp_path / "px", device="cpu", show=False)
+    audit(str(run), train=str(crops["train"]), heldout=str(crops["heldout"]), out=run,
+          show=False)
+    measure(one_image_run, run, heldout=str(crops["heldout"]), show=False)
+    audited = open_audit(run)
+    assert audited.storage is not None
+    item = int(np.load(one_image_run / "train_indices.npy")[0])
+    train = load(str(crops["train"])).images
+    seen, unseen = (bits.lines({"px": audited}, train[item], item),
+                    bits.lines({"px": audited}, load(str(crops["heldout"])).images[0]))
+    assert "stores **+" in seen[0] and "100.0% of the 30 unseen items" in seen[0]
+    assert "stores" not in unseen[0] and "bits" in unseen[0]
+    page = write_report([run], tmp_path / "r.html", show=False).read_text()
+    assert "<h3>Storage in bits</h3>" in page and f"#{item} (label" in page

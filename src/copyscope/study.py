@@ -13,6 +13,7 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     steps = 50                  # DDIM steps of diffusion models
     seed = 0
     quality = true              # classifier histogram, confidence, Fréchet distance
+    bits = 500                  # storage in bits of density models (items per set; 0: off)
     sweep = ["ddpm-300"]        # audit every saved checkpoint of these models
     note = "..."                # printed under the table
 
@@ -71,6 +72,9 @@ class Study:
     steps: int = 50
     seed: int = 0
     quality: bool = True
+    bits: int = 0
+    """Items of each set (training, held-out) that ``compress measure`` codes for every model
+    with exact likelihoods (PixelCNN, gzip); 0 leaves storage in bits out."""
     sweep: tuple[str, ...] = ()
     note: str = ""
     models: tuple[ModelSpec, ...] = field(default_factory=tuple)
@@ -86,7 +90,8 @@ def read_study(path: str | Path) -> Study:
     except tomllib.TOMLDecodeError as e:
         raise CopyscopeError(f"{path} is not valid TOML ({e}).") from e
     head = dict(doc.get("study", {}))
-    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "sweep", "note"}
+    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "bits", "sweep",
+             "note"}
     _no_unknown(head, known, f"{path} [study]")
     if "out" not in head:
         raise CopyscopeError(f"{path}: [study] needs out = \"runs/NAME\".")
@@ -156,7 +161,20 @@ def _evaluate(name: str, point: Path, study: Study, spec: ModelSpec, checkpoint:
         from copyscope.stages.quality import quality
 
         quality(point, study.heldout)
+    if study.bits and checkpoint is None and hasattr(family_class(spec.train.family), "log_prob"):
+        _bits(run, study, spec, force, show)
     return _row(name, point)
+
+
+def _bits(run: Path, study: Study, spec: ModelSpec, force: bool, show: bool) -> None:
+    """Storage in bits of a density model, written beside its audit. The control is the unseen
+    rest of the study's training set (the same writers as the training items) where the model
+    saw a subset, else the held-out set."""
+    from copyscope.stages.measure import measure
+
+    subset = spec.train.size is not None and spec.train.size < len(load(study.train))
+    measure(run, run, heldout=study.train if subset else study.heldout, limit=study.bits,
+            seed=study.seed, force=force, show=show)
 
 
 def _train(spec: ModelSpec, run: Path, force: bool, show: bool) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from copyscope.analysis.bits import Storage, read_storage
 from copyscope.data import ImageSet, load
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
@@ -108,6 +109,13 @@ class AuditedRun:
         found = self.threshold("heldout")
         assert found is not None
         return found[0]
+
+    @cached_property
+    def storage(self) -> Storage | None:
+        """What ``copyscope compress measure`` found about the audited model, when it wrote
+        into this run directory (storage in bits; see :mod:`copyscope.analysis.bits`)."""
+        model = self.sample.checkpoint_sha256 if self.sample is not None else None
+        return read_storage(self.path, model)
 
     def manifest(self) -> dict[str, Any]:
         """run.json as stored (for the report's reproducibility section)."""

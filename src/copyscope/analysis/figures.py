@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 
 from copyscope.analysis import trends
 from copyscope.analysis.audited import AuditedRun
+from copyscope.analysis.bits import SCORES, Storage
 from copyscope.detect.criteria import CRITERIA
 
 SAMPLES, HELDOUT, THRESHOLD = "#c0392b", "#2471a3", "#333333"
@@ -274,3 +275,34 @@ def epoch_figure(table: pd.DataFrame, criterion: str) -> Figure:
 
 def _percent(value: float, _: object = None) -> str:
     return f"{100 * value:g}%"
+
+
+def storage_figure(storage: Storage) -> Figure:
+    """Storage in bits. Left: telling training items from held-out items by the model's bits and
+    by stored bits (ROC; the diagonal is chance). Right: stored bits of training items against
+    held-out items (which the model never saw, so theirs scatter around 0 by construction)."""
+    fig, (roc, hist) = _figure(width=9.0, height=3.4, ncols=2)
+    for i, (score, label) in enumerate(SCORES.items()):
+        fpr, tpr = storage.roc(score)
+        auc = storage.summary.membership[score]["auc"] if storage.summary.membership else None
+        roc.plot(fpr, tpr, color=f"C{i}", label=f"{label}" + (f", AUC {auc:.3f}" if auc else ""))
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    roc.set_xlabel("false-positive rate (held-out items called members)")
+    roc.set_ylabel("true-positive rate (training items)")
+    roc.set_title("Membership from code lengths", fontsize=10)
+    roc.legend(fontsize=7, frameon=False, loc="lower right")
+    items = storage.items
+    values = items["stored_bits"].to_numpy()
+    edges = np.linspace(np.nanmin(values), np.nanmax(values), 41)
+    for name, color, label in (("heldout", HELDOUT, "held-out items"),
+                               ("train", SAMPLES, "training items")):
+        part = values[(items["set"] == name).to_numpy()]
+        hist.hist(part, edges, density=True, histtype="stepfilled" if name == "heldout" else
+                  "step", color=color, alpha=0.45 if name == "heldout" else 1.0,
+                  linewidth=1.6, label=f"{label} (n={len(part):,})")
+    hist.axvline(0, color=THRESHOLD, linewidth=1)
+    hist.set_xlabel("stored bits (bits saved against unseen items of the same kind)")
+    hist.set_ylabel("density")
+    hist.set_title("Stored bits per item", fontsize=10)
+    hist.legend(fontsize=7, frameon=False)
+    return fig

@@ -25,6 +25,7 @@ from copyscope.analysis.audited import AuditedRun
 from copyscope.analysis.contrasts import emm, emm_sentence
 from copyscope.analysis.pairs import MEASURES, PANELS, hstack, strongest_copies
 from copyscope.analysis.trends import comparison_notes
+from copyscope.app import bits
 from copyscope.app.preprocess import to_training_format
 from copyscope.app.state import AppState, judge
 from copyscope.detect.criteria import CRITERIA
@@ -268,7 +269,9 @@ def training_item(state: AppState, item: int) -> Item:
             f"have it as their nearest training image. Its nearest other training image is "
             f"#{int(first['nn_other'])} at L2 {first['nn_other_l2']:.4f}. `copying_score` is "
             "generated mass near the item over a conservative bound on held-out mass there; "
-            "`copying_flag` marks a significant excess (binomial test, Bonferroni over all items).")
+            "`copying_flag` marks a significant excess (binomial test, Bonferroni over all items)."
+            + "".join(f"\n\n{line}" for line in bits.lines(state.runs,
+                                                               state.train.images[item], item)))
     return Item(plain(state.train.images[item]), pd.DataFrame(rows).round(5), gallery, text)
 
 
@@ -315,7 +318,8 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K,
             f"**{100 * closer:.1f}%** of the {len(ref.null_d2):,} unseen real images of "
             f"{run}'s held-out control ({state.runs[run].inputs['heldout']['spec']}); heldout_p = "
             f"{row['heldout_p']:.4f}. Judged as a generated sample of {run}. "
-            + _verdict(flagged, ref.config.default))
+            + _verdict(flagged, ref.config.default)
+            + "".join(f"\n\n{line}" for line in bits.lines(state.runs, q)))
     return Query(plain(q), neighbours, table.round(5), text, samples, owners.round(5))
 
 

@@ -115,6 +115,9 @@ class GatedPixelCNN(nn.Module):
     Config: ClassVar[type] = PixelCNNConfig
     plan = one_shot("pixelcnn")
     levels: ClassVar[int] = LEVELS
+    parallel_log_prob: ClassVar[bool] = True
+    """``log_prob`` is one pass of the network over the whole image (the app codes a user's
+    image with it on request)."""
 
     def __init__(self, config: PixelCNNConfig) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ from scipy.stats import spearmanr
 
 from copyscope.analysis import contrasts, figures, trends
 from copyscope.analysis.audited import AuditedRun
+from copyscope.analysis.bits import Storage
 from copyscope.analysis.pairs import (
     PANELS,
     PairView,
@@ -78,11 +79,33 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
     }
     if detail:
         section["figures"] |= detail_figures(tables)
+    if run.storage is not None:
+        section["storage"] = storage_section(run, run.storage)
     try:
         section["galleries"] = galleries(run, top, per_item, regenerated, controls)
     except CopyscopeError as e:
         section["images_error"] = str(e)
     return section
+
+
+def storage_section(run: AuditedRun, storage: Storage, n: int = 8) -> dict[str, Any]:
+    """Storage in bits: the bits table against the classical compressors, membership, stored
+    bits per item and in total beside the model's size, and the items the model stores most."""
+    s = storage.summary
+    top = []
+    try:
+        train = run.images("train").images
+        for r in storage.most_stored(n).to_dict("records"):
+            if 0 <= int(r["item"]) < len(train):
+                top.append({"item": int(r["item"]), "label": int(r["label"]),
+                            "bits": float(r["bits_ideal"]), "stored": float(r["stored_bits"]),
+                            "p": float(r["stored_p"]), "image": png_uri(train[int(r["item"])])})
+    except CopyscopeError:
+        pass  # the images moved: the run's own section says so
+    return {"methods": storage.methods().to_dict("records"), "rates": s.rates,
+            "membership": s.membership, "stored": s.stored_bits, "model": s.model,
+            "dims": s.dims, "overhead": s.coder_overhead, "top": top,
+            "figure": svg_uri(figures.storage_figure(storage))}
 
 
 def detail_figures(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -247,7 +270,22 @@ def comparison_section(runs: Sequence[AuditedRun], strongest: int = 24) -> dict[
                          contrasts.emm(table, criterion).to_dict("records")],
             "emm_gu": contrasts.emm(table, "gu").to_dict("records") if criterion != "gu" else [],
             "contrasts": contrasts.contrasts(table, criterion).to_dict("records"),
-            "strongest": strongest_cards(runs, strongest)}
+            "strongest": strongest_cards(runs, strongest),
+            "storage": [storage_row(r) for r in runs if r.storage is not None]}
+
+
+def storage_row(run: AuditedRun) -> dict[str, Any]:
+    """One run's storage in bits for the comparison: model against the best classical coder on
+    held-out items, stored bits in total beside the model's size, membership AUC."""
+    assert run.storage is not None
+    s = run.storage.summary
+    held = s.rates.get("heldout", {})
+    return {"run": run.name, "train_size": run.facts.get("train_size"),
+            "model_bpd": held.get("model", {}).get("whole_bpd"),
+            "best": held.get("best_classical"),
+            "best_bpd": held.get(held.get("best_classical", ""), {}).get("whole_bpd"),
+            "advantage": held.get("model_advantage"), "stored": s.stored_bits,
+            "auc": (s.membership or {}).get("bits", {}).get("auc")}
 
 
 def strongest_cards(runs: Sequence[AuditedRun], n: int) -> list[dict[str, Any]]:

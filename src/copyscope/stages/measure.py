@@ -70,6 +70,10 @@ def measure(run: str | Path, out: str | Path, heldout: str = "mnist:test",
                                 heldout=sets["heldout"][0].sha256, limit=limit, seed=seed,
                                 batch=batch, chunk=CHUNK)
     out_run = RunDir(Path(out))
+    if out_run.done(CompressRecord, identity) is not None:
+        summary = out_run.read(CompressionSummary)
+        if summary is not None and out_run.file(TABLE).exists():
+            return MeasureResult(out_run.path, pd.read_parquet(out_run.file(TABLE)), summary)
     out_run.claim(CompressRecord, identity, force)
     started, began = now(), time.perf_counter()
     key = fingerprint(identity.__dict__)
