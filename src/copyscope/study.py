@@ -24,7 +24,8 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     epochs = 300
     batch_size = 64
     checkpoint_every = 30
-    from = "models/ddpm-300"    # optional: a finished training run to start from
+    from = "models/ddpm-300"    # optional: a training run to start from (finished, or to go
+                                # on training; where the folder does not exist, trained here)
     settings = { block_out_channels = [16, 32, 32] }
 """
 
@@ -50,7 +51,14 @@ from copyscope.stages.audit import audit, audit_identity
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.sample import EPOCHS, sample
 from copyscope.stages.seen import find_seen
-from copyscope.stages.train import CHECKPOINTS, INDICES, TrainConfig, train, training_data
+from copyscope.stages.train import (
+    CHECKPOINTS,
+    INDICES,
+    RESUME,
+    TrainConfig,
+    train,
+    training_data,
+)
 
 TABLE = "study.parquet"
 
@@ -179,23 +187,26 @@ def _bits(run: Path, study: Study, spec: ModelSpec, force: bool, show: bool) -> 
 
 def _train(spec: ModelSpec, run: Path, force: bool, show: bool) -> None:
     rundir = RunDir(run)
-    if spec.source is not None and rundir.read(TrainRecord) is None:
-        _copy_training_run(spec.source, run)
+    if spec.source is not None and spec.source.exists() and rundir.read(TrainRecord) is None:
+        _copy_training_run(spec.source, run)  # (a source not there yet: trained here instead)
     done = rundir.done(TrainRecord, training_data(spec.train).identity)
     if done is None or (done.epochs_done or 0) < spec.train.epochs:
         train(spec.train, run, force=force, show=show)
 
 
 def _copy_training_run(source: Path, run: Path) -> None:
-    """Start from a finished training run (e.g. one committed under models/)."""
+    """Start from a training run elsewhere (e.g. one committed under models/): its checkpoints,
+    subset and record, and its resume state, so an unfinished run goes on training here."""
     record = RunDir(source).read(TrainRecord)
     found = checkpoints(source / CHECKPOINTS)
-    if record is None or not record.complete or not found:
-        raise CopyscopeError(f"{source} is not a finished training run with checkpoints.")
+    if record is None or not found:
+        raise CopyscopeError(f"{source} is not a training run with checkpoints (from = ...).")
     (run / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     for ckpt in found:
         shutil.copy2(ckpt, run / CHECKPOINTS / ckpt.name)
     shutil.copy2(source / INDICES, run / INDICES)
+    if (source / RESUME).is_file():
+        shutil.copy2(source / RESUME, run / RESUME)
     record.copied_from = str(source)
     RunDir(run).write(record)
 
