@@ -39,7 +39,7 @@ from copyscope.stages.coding import open_model
 from copyscope.stages.train import subset_indices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import replace_section
+from results import cpu_name, replace_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,13 +110,6 @@ def gzip_copying(run: Path, bits: Path | None) -> list[str]:
                 f"({train['bits_ideal'].min() / dims:.2f} per pixel), i.e. a sample reproduces "
                 f"it with probability 2^-{train['bits_ideal'].min():.0f}."]
     return out
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-             if ln.startswith("model name")] if cpuinfo.exists() else []
-    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main() -> None:

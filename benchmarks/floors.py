@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from results import replace_section
+from results import cpu_name, replace_section
 
 from copyscope.records import AuditSummary, TrainRecord
 from copyscope.rundir import RunDir
@@ -86,7 +85,7 @@ def main() -> None:
         f"--steps {args.steps}` (each model: `copyscope sample models/ddpm-<size> -n {args.n} "
         f"--seed {args.seed} --steps {args.steps} --out DIR`, then `copyscope audit --samples DIR "
         "--out DIR`).",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, load "
         f"average {os.getloadavg()[0]:.1f} (busy with background training); "
         f"{time.perf_counter() - began:.0f} s in all.", "", *lines, "",
         *[f"- {'met' if ok else 'NOT met'}: {what}" for what, ok in checks]])

@@ -100,6 +100,22 @@ def _convert(hint: Any, value: Any) -> Any:
     return value
 
 
+@dataclass
+class StageRecord(Record):
+    """What the stages added after the image audit record: identity and status, inputs with
+    their hashes, parameters and provenance, in this order (a subclass types its identity)."""
+
+    identity: Any = None
+    status: str = "started"
+    inputs: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
 # --- train ---------------------------------------------------------------------------------
 
 
@@ -350,21 +366,13 @@ class CompressIdentity:
 
 
 @dataclass
-class CompressRecord(Record):
+class CompressRecord(StageRecord):
     """``copyscope compress measure``: the model, the training and held-out items it coded."""
 
     stage: ClassVar[str] = "compress"
     identity: CompressIdentity | None = None
-    status: str = "started"
     model: dict[str, Any] | None = None
-    inputs: dict[str, Any] | None = None
-    settings: dict[str, Any] | None = None
     outputs: list[str] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass
@@ -397,19 +405,11 @@ class TextIndexIdentity:
 
 
 @dataclass
-class TextIndexRecord(Record):
+class TextIndexRecord(StageRecord):
     """``copyscope text index``: the suffix-array index of a corpus."""
 
     stage: ClassVar[str] = "text_index"
     identity: TextIndexIdentity | None = None
-    status: str = "started"
-    inputs: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -422,19 +422,11 @@ class TextSpansIdentity:
 
 
 @dataclass
-class TextSpansRecord(Record):
+class TextSpansRecord(StageRecord):
     """``copyscope text spans``: the texts, the index and the held-out control they met."""
 
     stage: ClassVar[str] = "text_spans"
     identity: TextSpansIdentity | None = None
-    status: str = "started"
-    inputs: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass

@@ -96,7 +96,7 @@ def measure(run: str | Path, out: str | Path, heldout: str = "mnist:test",
                "checkpoint_sha256": loaded.sha256},
         inputs={name: {**images.describe(), "items": len(items)}
                 for name, (images, items) in sets.items()},
-        settings={"limit": limit, "seed": seed, "batch": batch, "complexity": COMPLEXITY},
+        params={"limit": limit, "seed": seed, "batch": batch, "complexity": COMPLEXITY},
         outputs=[TABLE, SUMMARY], versions=versions(), command=command_line(),
         started=started, finished=now(),
         timings_s={"measure": round(time.perf_counter() - began, 3)}))
