@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from results import replace_section
+from results import cpu_name, replace_section
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"
@@ -309,12 +309,7 @@ def load_average() -> str:
 def machine() -> str:
     import torch
 
-    cpu = platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
+    cpu = cpu_name()
     from importlib import metadata
     libs = ", ".join(f"{p} {metadata.version(p)}" for p in ("gradio", "torch", "numpy"))
     return (f"- CPU: {cpu}, {os.cpu_count()} logical cores (the app uses "

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 from copyscope.files import atomic_path
+
+
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    info = Path("/proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+             if ln.startswith("model name")] if info.exists() else []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def replace_section(path: Path, name: str, section: str) -> None:

@@ -53,7 +53,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -67,7 +66,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 import numpy as np
-from results import replace_section
+from results import cpu_name, replace_section
 
 from copyscope.errors import CopyscopeError
 from copyscope.progress import bar
@@ -512,12 +511,7 @@ def share(ok: int, total: int) -> str:
 
 
 def machine(device: str, peaks: dict[str, object]) -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
+    cpu = cpu_name()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     v = versions()
     libs = [f"{p} {v[p]}" for p in ("python", "numpy", "torch", "faiss-cpu", "scikit-learn")

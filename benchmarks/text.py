@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -41,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from results import replace_section
+from results import cpu_name, replace_section
 
 from copyscope.data import shakespeare
 from copyscope.data.corpus import TextCorpus, from_texts
@@ -128,12 +127,7 @@ def passages(corpus: TextCorpus, n: int, rng: np.random.Generator) -> list[bytes
 
 
 def machine() -> list[str]:
-    cpu = platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
+    cpu = cpu_name()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     v = versions()
     libs = [f"{p} {v[p]}" for p in ("python", "numpy") if p in v]

@@ -213,9 +213,17 @@ def test_pair_and_item_views_show_a_copy_beside_its_source(state, train60k):
 
 def test_overview_has_every_run_and_criterion_with_its_false_positive_rate(state):
     ov = views.overview(state)
-    assert len(ov.table) == len(state.runs) * len(CRITERIA)
-    assert set(ov.table["run"]) == set(state.runs)
-    assert {"copy rate", "held-out FPR", "FPR CI high"} <= set(ov.table.columns)
+    assert len(ov.table) == len(state.runs) and set(ov.table["run"]) == set(state.runs)
+    assert len(ov.criteria) == len(state.runs) and set(CRITERIA) <= set(ov.criteria.columns)
+    rates = state.rates.set_index(["run", "criterion"])
+    for row in ov.table.to_dict("records"):  # rates as percentages, with their intervals
+        r = rates.loc[(row["run"], "heldout")]
+        assert row["copy rate [95% CI]"] == (f"{100 * r.copy_rate:.1f}% [{100 * r.copy_ci_low:.1f}"
+                                             f"–{100 * r.copy_ci_high:.1f}]")
+        assert row["held-out FPR [95% CI]"].endswith("]") and "%" in row["held-out FPR [95% CI]"]
+    planted = state.runs["planted"].samples
+    assert len(ov.strongest) == min(3, int(planted["is_copy"].sum()))  # at most 3 per run
+    assert all(c.startswith("planted #") for _, c in ov.strongest)
     figures = [views.rates_figure(state), views.core_figure(state, "planted"),
                views.core_figure(state, "real")]
     assert all(im.ndim == 3 and im.std() > 10 for im in figures)

@@ -144,3 +144,60 @@ def test_chunked_work_is_stored_and_reused(tmp_path):
     result = run_module.chunked(35, 10, compute, tmp_path, show=False)
     assert seen == [0, 10, 20, 20, 30]
     assert np.array_equal(result["x"], np.arange(35))
+
+
+@pytest.fixture(scope="module")
+def seen_audit(train60k, test10k, tmp_path_factory):
+    """A "model" that saw training items 0-99 and regenerates 40 of them exactly, plus copies
+    of 10 items it never saw and 150 unseen real digits."""
+    rng = np.random.default_rng(5)
+    seen = np.arange(100)
+    copied, never = rng.choice(100, 40, replace=False), rng.choice(np.arange(100, 3000), 10)
+    real = test10k[9000:9150]
+    samples = np.concatenate([train60k[copied], train60k[never], real])
+    out = tmp_path_factory.mktemp("seen") / "run"
+    np.save(out.parent / "seen.npy", seen)
+    result = audit(from_array(samples, "seen-samples"), "mnist:train[:3000]",
+                   "mnist:test[:1000]", out=out, seen=str(out.parent / "seen.npy"), show=False)
+    return result, copied, never
+
+
+def test_each_sample_knows_its_nearest_seen_and_unseen_training_image(seen_audit, train60k):
+    result, copied, never = seen_audit
+    s = result.samples
+    train = train60k[:3000].reshape(3000, -1).astype(np.int64)
+    flat = np.concatenate([train60k[copied], train60k[never]]).reshape(50, -1).astype(np.int64)
+    d2 = ((flat[:, None] - train[None]) ** 2).sum(-1)  # brute force, (50, 3000)
+    assert np.array_equal(s["nn_seen"][:50], d2[:, :100].argmin(1))
+    assert np.array_equal(s["nn_unseen"][:50], 100 + d2[:, 100:].argmin(1))
+    assert (s["nn_seen_l2"][:40] == 0).all() and (s["nn_unseen_l2"][40:50] == 0).all()
+    assert set(result.items.loc[result.items["seen"], "item"]) == set(range(100))
+
+
+def test_copies_of_unseen_items_are_counted_as_false_positives(seen_audit):
+    result, _, _ = seen_audit
+    seen = result.summary.seen
+    assert seen.n_seen == 100 and seen.n_unseen == 2900
+    assert seen.flagged["heldout"] == {"seen": 40, "unseen": 10}
+    near = seen.nearest_is_seen
+    assert near["samples"]["count"] == 40 + int(
+        (result.samples["nn_train"][50:] < 100).sum())
+    assert near["chance"] == pytest.approx(100 / 3000)
+    assert seen.data_copying_ct["cells"] == 50
+    assert result.record.identity.seen == result.record.inputs["seen"]["sha256"]
+
+
+def test_seen_items_may_be_named_by_their_images_and_bad_lists_are_refused(tmp_path, train60k):
+    from copyscope.data import load
+    from copyscope.errors import CopyscopeError
+    from copyscope.stages.seen import find_seen
+
+    train = load("mnist:train[:3000]")
+    np.save(tmp_path / "imgs.npy", train60k[[5, 7, 2999]])
+    assert list(find_seen("x", train, str(tmp_path / "imgs.npy")).indices) == [5, 7, 2999]
+    np.save(tmp_path / "far.npy", np.array([1, 3000]))
+    with pytest.raises(CopyscopeError, match="items 0 to 2999"):
+        find_seen("x", train, str(tmp_path / "far.npy"))
+    np.save(tmp_path / "alien.npy", train60k[[3000]])
+    with pytest.raises(CopyscopeError, match="not in the training set"):
+        find_seen("x", train, str(tmp_path / "alien.npy"))

@@ -399,13 +399,14 @@ def test_force_over_samples_removes_their_audit_and_quality(tmp_path, test10k):
 
 
 def test_declared_files_are_the_stages_own_names():
-    from copyscope.records import AuditRecord, SampleRecord, TrainRecord
-    from copyscope.stages import sample, train
+    from copyscope.records import AuditRecord, CompressRecord, SampleRecord, TrainRecord
+    from copyscope.stages import measure, sample, train
 
     assert {train.CHECKPOINTS, train.INDICES, train.RESUME, sample.EPOCHS} <= set(
         TrainRecord.produces)
     assert sample.SAMPLES_DIR in SampleRecord.produces
     assert {"samples.parquet", "controls.parquet", "items.parquet"} == set(AuditRecord.produces)
+    assert measure.TABLE in CompressRecord.produces
 
 
 # ------------------------------------------------------------- rates after a resumed sample

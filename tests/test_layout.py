@@ -19,6 +19,8 @@ FORBIDDEN = {
                "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "detect": ("copyscope.models", "copyscope.stages", "copyscope.rundir",
                "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
+    "compress": ("copyscope.stages", "copyscope.rundir", "copyscope.records",
+                 "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "text": ("copyscope.models", "copyscope.stages", "copyscope.rundir", "copyscope.records",
              "copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),
     "stages": ("copyscope.analysis", "copyscope.report", "copyscope.app", "copyscope.cli"),

@@ -58,7 +58,11 @@ def pixelcnn() -> GatedPixelCNN:
     return GatedPixelCNN(PixelCNNConfig(image_size=12, hidden=8, dilations=(1, 2))).eval()
 
 
-def test_pixelcnn_distributions_are_causal_and_normalised(pixelcnn):
+@pytest.mark.parametrize("head", ["softmax", "logistic"])
+def test_pixelcnn_distributions_are_causal_and_normalised(head):
+    torch.manual_seed(0)
+    pixelcnn = GatedPixelCNN(PixelCNNConfig(image_size=12, hidden=8, dilations=(1, 2),
+                                            head=head)).eval()
     x = torch.randint(0, 256, (3, 1, 12, 12), dtype=torch.uint8)
     with torch.inference_mode():
         probs = pixelcnn.conditionals(x)
@@ -320,3 +324,18 @@ def test_a_diffusion_model_trained_on_one_image_regenerates_it(tmp_path):
     early_run = sample(run, 40, checkpoint="epoch-30", steps=10, device="cpu", show=False)
     early = audit(str(early_run), **args).samples
     assert early["copy_l2"].mean() < 0.5 and early["copy_heldout"].mean() < 0.5
+
+
+def test_pixelcnn_learning_rate_decays_per_step_from_the_optimizer_state():
+    torch.manual_seed(0)
+    model = GatedPixelCNN(PixelCNNConfig(image_size=12, hidden=4, dilations=(1,), lr=0.01,
+                                         lr_decay=0.5, head="logistic"))
+    optimizers = model.configure_optimizers()
+    x = torch.randint(0, 256, (2, 1, 12, 12), dtype=torch.uint8)
+    rates = []
+    for _ in range(3):
+        model.train_step(x, optimizers)
+        rates.append(optimizers["pixelcnn"].param_groups[0]["lr"])
+    assert rates == pytest.approx([0.01, 0.005, 0.0025])  # step s uses lr * decay ** s
+    with pytest.raises(CopyscopeError, match="head 'mixture' is unknown"):
+        PixelCNNConfig(head="mixture")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -96,12 +97,18 @@ def test_comparison_report_renders_every_image_offline(runs, browser, run_cli, t
     assert all(href.startswith("#") for href in links)
     assert not_blank(page.screenshot(full_page=False))
     text = page.inner_text("body")
-    for section in ("The question and the answer", "Method", "Data and models", "Results",
-                    "The control and the false-positive rates", "Limitations",
-                    "Reproducibility manifest", "Across runs", "Trends across runs"):
-        assert section in text
-    every_criterion = page.locator("#answer table").last.inner_text()
+    sections = ["The answer across runs", "The strongest copies, across all runs",
+                "Effective model memorization", "Every run", "Each run's answer", "Method",
+                "Data and models", "Results", "The control and the false-positive rates",
+                "Limitations", "Reproducibility manifest"]
+    headings = page.locator("h2, h3").all_inner_texts()
+    at = [headings.index(section) for section in sections]
+    assert at == sorted(at), headings
+    assert "Trends across runs" in text
+    every_criterion = page.locator("#study table").last.inner_text()
     assert all(c in every_criterion for c in ("gu", "carlini_sample", "heldout", "l2"))
+    strongest = page.locator("#study .gallery .card.flagged")
+    assert strongest.count() == min(3, sum(PLANTED.values()))  # at most 3 from the one run
     n_copies = sum(PLANTED.values())
     assert f"{n_copies} of " in text and "No generated sample is flagged as a copy" in text
     flagged_cards = page.locator("#run-copies .card.flagged").count()
@@ -151,3 +158,28 @@ def test_report_errors_are_one_sentence(runs, run_cli, tmp_path):
 def test_template_is_package_data():
     template = resources.files("copyscope.report") / "templates" / "report.html.j2"
     assert template.is_file() and "{% for run in runs %}" in template.read_text()
+
+
+def test_a_large_comparison_keeps_its_tables_and_leaves_out_what_repeats(runs, tmp_path):
+    """Beyond DETAIL_RUNS runs, each run keeps its tables, core figure and strongest copies;
+    its per-item figures and complete run.json are left out (runs of the same folder name in
+    different places are named by their paths)."""
+    from copyscope.report import write_report
+    from copyscope.report.render import COMPACT, DETAIL_RUNS
+
+    many = []
+    for i in range(DETAIL_RUNS + 1):
+        many.append(shutil.copytree(runs["copies"], tmp_path / f"set{i}" / "copies"))
+    single = (runs["copies"] / "report.html")
+    write_report([runs["copies"]], single, show=False)
+    write_report(many, tmp_path / "many.html", show=False)
+    one, big = single.read_text(), (tmp_path / "many.html").read_text()
+    assert one.count("<summary>The complete run.json") == 1
+    assert "<summary>The complete run.json" not in big
+    assert one.count('alt="copy rate by outlierness decile"') == 1
+    assert 'alt="copy rate by outlierness decile"' not in big
+    assert big.count('alt="histogram of nearest-training distances"') == len(many)
+    assert big.count("<h3>Run set0/copies</h3>") == 1
+    cards = big.count('<div class="card flagged">')
+    assert cards == len(many) * min(COMPACT["top"], sum(PLANTED.values()))
+    assert len(big) < len(many) * len(one)

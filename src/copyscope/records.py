@@ -130,6 +130,22 @@ def _convert(hint: Any, value: Any) -> Any:
     return value
 
 
+@dataclass
+class StageRecord(Record):
+    """What the stages added after the image audit record: identity and status, inputs with
+    their hashes, parameters and provenance, in this order (a subclass types its identity)."""
+
+    identity: Any = None
+    status: str = "started"
+    inputs: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
 # --- train ---------------------------------------------------------------------------------
 
 
@@ -242,6 +258,8 @@ class AuditIdentity:
     heldout: str
     config: dict[str, Any]
     """The AuditConfig as a dict."""
+    seen: str | None = None
+    """Content hash of the seen items' indices, when the audit knows them."""
 
 
 @dataclass
@@ -281,6 +299,27 @@ class CriterionRate:
 
 
 @dataclass
+class SeenSummary:
+    """What the audit says when it knows the model's training subset (the seen items)."""
+
+    source: str
+    """Where the list of seen items came from (a train_indices.npy, or --seen)."""
+    n_seen: int
+    n_unseen: int
+    nearest_is_seen: dict[str, Any]
+    """Share of samples, and of held-out images, whose nearest training image is a seen one,
+    with Wilson intervals, beside the share of the training set that is seen (``chance``)."""
+    flagged: dict[str, dict[str, int]]
+    """Per criterion: flagged samples whose nearest training image is seen, and unseen (a model
+    cannot copy what it never saw: the unseen ones are false positives)."""
+    items_flagged: dict[str, int]
+    """Training items flagged by the per-item test, seen and unseen."""
+    data_copying_ct: dict[str, Any]
+    """Meehan et al.'s C_T with T = the seen items (their definition), the held-out images and
+    the unseen training images as the held-out sample."""
+
+
+@dataclass
 class AuditSummary(Record):
     """summary.json: the headline numbers of an audit."""
 
@@ -304,6 +343,8 @@ class AuditSummary(Record):
     ct_cells: list[dict[str, Any]] = field(default_factory=list)
     memorised_items: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
+    seen: SeenSummary | None = field(default=None, metadata=OPTIONAL)
+    """Present when the audit knows which training items the model saw."""
 
 
 # --- quality, analysis ---------------------------------------------------------------------
@@ -338,8 +379,8 @@ class AnalysisRecord(Record):
     stage: ClassVar[str] = "analysis"
     produces: ClassVar[tuple[str, ...]] = ("analysis", "report.html")
     """analysis/ holds the trend tables; report.html (the report's default place) is drawn
-    from them."""
-    after: ClassVar[tuple[str, ...]] = ("audit",)
+    from them and from the compression measure beside the audit."""
+    after: ClassVar[tuple[str, ...]] = ("audit", "compress")
     status: str = "complete"
     inputs: dict[str, Any] | None = None
     """``audit``: the identity of the audit analysed."""
@@ -356,6 +397,52 @@ class AnalysisRecord(Record):
                 **(self.seeds or {})}
 
 
+# --- compression ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompressIdentity:
+    model: str
+    """The checkpoint's content hash."""
+    train: str
+    heldout: str
+    limit: int | None
+    seed: int
+    batch: int
+    chunk: int
+
+
+@dataclass
+class CompressRecord(StageRecord):
+    """``copyscope compress measure``: the model, the training and held-out items it coded."""
+
+    stage: ClassVar[str] = "compress"
+    produces: ClassVar[tuple[str, ...]] = ("compression.parquet",)
+    after: ClassVar[tuple[str, ...]] = ("train",)
+    identity: CompressIdentity | None = None
+    model: dict[str, Any] | None = None
+    outputs: list[str] | None = None
+
+
+@dataclass
+class CompressionSummary(Record):
+    """compression.json: bits per dimension of every method, membership and stored bits."""
+
+    stage: ClassVar[str] = "compression"
+    file: ClassVar[str | None] = "compression.json"
+    after: ClassVar[tuple[str, ...]] = ("compress",)
+    model: dict[str, Any] = field(default_factory=dict)
+    dims: int = 0
+    rates: dict[str, Any] = field(default_factory=dict)
+    """Per set (train, heldout): each method's bits/dim, item by item and for the whole set,
+    raw and model-size-adjusted rates (as Delétang et al.'s table), the best classical method."""
+    coder_overhead: dict[str, float] = field(default_factory=dict)
+    membership: dict[str, Any] | None = None
+    """Per score: ROC AUC and TPR at 1% FPR of training against held-out items."""
+    stored_bits: dict[str, Any] = field(default_factory=dict)
+    """Per training item and in total, with its interval, beside the model's size in bits."""
+
+
 # --- text ----------------------------------------------------------------------------------
 
 
@@ -368,21 +455,13 @@ class TextIndexIdentity:
 
 
 @dataclass
-class TextIndexRecord(Record):
+class TextIndexRecord(StageRecord):
     """``copyscope text index``: the suffix-array index of a corpus."""
 
     stage: ClassVar[str] = "text_index"
     produces: ClassVar[tuple[str, ...]] = ("corpus.bin", "sa.npy", "isa.npy", "lcp.npy",
                                            "starts.npy", "ids.json", "index.json")
     identity: TextIndexIdentity | None = None
-    status: str = "started"
-    inputs: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -395,21 +474,13 @@ class TextSpansIdentity:
 
 
 @dataclass
-class TextSpansRecord(Record):
+class TextSpansRecord(StageRecord):
     """``copyscope text spans``: the texts, the index and the held-out control they met."""
 
     stage: ClassVar[str] = "text_spans"
     produces: ClassVar[tuple[str, ...]] = ("texts.parquet", "spans.parquet", "controls.parquet")
     after: ClassVar[tuple[str, ...]] = ("text_index",)
     identity: TextSpansIdentity | None = None
-    status: str = "started"
-    inputs: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     steps = 50                  # DDIM steps of diffusion models
     seed = 0
     quality = true              # classifier histogram, confidence, Fréchet distance
+    bits = 500                  # storage in bits of density models (items per set; 0: off)
     sweep = ["ddpm-300"]        # audit every saved checkpoint of these models
     note = "..."                # printed under the table
 
@@ -23,7 +24,8 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     epochs = 300
     batch_size = 64
     checkpoint_every = 30
-    from = "models/ddpm-300"    # optional: a finished training run to start from
+    from = "models/ddpm-300"    # optional: a training run to start from (finished, or to go
+                                # on training; where the folder does not exist, trained here)
     settings = { block_out_channels = [16, 32, 32] }
 """
 
@@ -48,7 +50,15 @@ from copyscope.rundir import RunDir
 from copyscope.stages.audit import audit, audit_identity
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.sample import EPOCHS, sample
-from copyscope.stages.train import CHECKPOINTS, INDICES, TrainConfig, train, training_data
+from copyscope.stages.seen import find_seen
+from copyscope.stages.train import (
+    CHECKPOINTS,
+    INDICES,
+    RESUME,
+    TrainConfig,
+    train,
+    training_data,
+)
 
 TABLE = "study.parquet"
 
@@ -70,6 +80,9 @@ class Study:
     steps: int = 50
     seed: int = 0
     quality: bool = True
+    bits: int = 0
+    """Items of each set (training, held-out) that ``compress measure`` codes for every model
+    with exact likelihoods (PixelCNN, gzip); 0 leaves storage in bits out."""
     sweep: tuple[str, ...] = ()
     note: str = ""
     models: tuple[ModelSpec, ...] = field(default_factory=tuple)
@@ -85,7 +98,8 @@ def read_study(path: str | Path) -> Study:
     except tomllib.TOMLDecodeError as e:
         raise CopyscopeError(f"{path} is not valid TOML ({e}).") from e
     head = dict(doc.get("study", {}))
-    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "sweep", "note"}
+    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "bits", "sweep",
+             "note"}
     _no_unknown(head, known, f"{path} [study]")
     if "out" not in head:
         raise CopyscopeError(f"{path}: [study] needs out = \"runs/NAME\".")
@@ -155,35 +169,53 @@ def _evaluate(name: str, point: Path, study: Study, spec: ModelSpec, checkpoint:
         from copyscope.stages.quality import quality
 
         quality(point, study.heldout)
+    if study.bits and checkpoint is None and hasattr(family_class(spec.train.family), "log_prob"):
+        _bits(run, study, spec, force, show)
     return _row(name, point)
+
+
+def _bits(run: Path, study: Study, spec: ModelSpec, force: bool, show: bool) -> None:
+    """Storage in bits of a density model, written beside its audit. The control is the unseen
+    rest of the study's training set (the same writers as the training items) where the model
+    saw a subset, else the held-out set."""
+    from copyscope.stages.measure import measure
+
+    subset = spec.train.size is not None and spec.train.size < len(load(study.train))
+    measure(run, run, heldout=study.train if subset else study.heldout, limit=study.bits,
+            seed=study.seed, force=force, show=show)
 
 
 def _train(spec: ModelSpec, run: Path, force: bool, show: bool) -> None:
     rundir = RunDir(run)
-    if spec.source is not None and rundir.read(TrainRecord) is None:
-        _copy_training_run(spec.source, run)
+    if spec.source is not None and spec.source.exists() and rundir.read(TrainRecord) is None:
+        _copy_training_run(spec.source, run)  # (a source not there yet: trained here instead)
     done = rundir.done(TrainRecord, training_data(spec.train).identity)
     if done is None or (done.epochs_done or 0) < spec.train.epochs:
         train(spec.train, run, force=force, show=show)
 
 
 def _copy_training_run(source: Path, run: Path) -> None:
-    """Start from a finished training run (e.g. one committed under models/)."""
+    """Start from a training run elsewhere (e.g. one committed under models/): its checkpoints,
+    subset and record, and its resume state, so an unfinished run goes on training here."""
     record = RunDir(source).read(TrainRecord)
     found = checkpoints(source / CHECKPOINTS)
-    if record is None or not record.complete or not found:
-        raise CopyscopeError(f"{source} is not a finished training run with checkpoints.")
+    if record is None or not found:
+        raise CopyscopeError(f"{source} is not a training run with checkpoints (from = ...).")
     (run / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     for ckpt in found:
         shutil.copy2(ckpt, run / CHECKPOINTS / ckpt.name)
     shutil.copy2(source / INDICES, run / INDICES)
+    if (source / RESUME).is_file():
+        shutil.copy2(source / RESUME, run / RESUME)
     record.copied_from = str(source)
     RunDir(run).write(record)
 
 
 def _audit(run: Path, study: Study, force: bool, show: bool) -> None:
     config = AuditConfig()
-    identity = audit_identity(load(run), load(study.train), load(study.heldout), config)
+    train = load(study.train)
+    identity = audit_identity(load(run), train, load(study.heldout), config,
+                              find_seen(run, train, None))
     if RunDir(run).done(AuditRecord, identity) is None:
         audit(str(run), train=study.train, heldout=study.heldout, out=run, config=config,
               force=force, show=show)

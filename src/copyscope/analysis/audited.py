@@ -8,6 +8,8 @@ ones that were audited. Nothing is searched again.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,12 +17,20 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from copyscope.analysis.bits import Storage, read_storage
 from copyscope.data import ImageSet, load
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.files import read_parquet
 from copyscope.models import fact_names
-from copyscope.records import AnalysisRecord, AuditRecord, AuditSummary, SampleRecord, check_table
+from copyscope.records import (
+    AnalysisRecord,
+    AuditRecord,
+    AuditSummary,
+    QualityRecord,
+    SampleRecord,
+    check_table,
+)
 from copyscope.rundir import MANIFEST, RunDir
 
 ImageRole = Literal["samples", "train", "heldout"]
@@ -42,11 +52,16 @@ class AuditedRun:
     sample: SampleRecord | None = None
     """How the samples were made, when ``copyscope sample`` made them."""
     analysis: AnalysisRecord | None = None
+    label: str | None = None
+    """The run's name among others (see :func:`open_audits`); its folder's name by default."""
+    quality: QualityRecord | None = None
+    """The samples' quality (classifier confidence, Fréchet distance), when it was measured for
+    these very samples."""
     _images: dict[str, ImageSet] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
     @cached_property
     def facts(self) -> dict[str, Any]:
@@ -94,6 +109,13 @@ class AuditedRun:
         found = self.threshold("heldout")
         assert found is not None
         return found[0]
+
+    @cached_property
+    def storage(self) -> Storage | None:
+        """What ``copyscope compress measure`` found about the audited model, when it wrote
+        into this run directory (storage in bits; see :mod:`copyscope.analysis.bits`)."""
+        model = self.sample.checkpoint_sha256 if self.sample is not None else None
+        return read_storage(self.path, model)
 
     def manifest(self) -> dict[str, Any]:
         """run.json as stored (for the report's reproducibility section)."""
@@ -144,5 +166,21 @@ def open_audit(path: str | Path) -> AuditedRun:
         table_path = path / f"{name}.parquet"
         tables[name] = check_table(name, read_parquet(
             table_path, missing="is missing; run the audit again"), table_path)
+    quality = rundir.read(QualityRecord)
+    audited = record.identity.samples if record.identity else None
+    if quality is not None and quality.samples_sha256 != audited:
+        quality = None  # measured for other samples
     return AuditedRun(path, record, summary, **tables, sample=rundir.read(SampleRecord),
-                      analysis=rundir.read(AnalysisRecord))
+                      analysis=rundir.read(AnalysisRecord), quality=quality)
+
+
+def open_audits(paths: Sequence[str | Path]) -> list[AuditedRun]:
+    """Open each run once, named by its folder, or where two folders share a name, by every
+    run's path below the folder they all share (``ddpm-300/epochs/epoch-0010``)."""
+    opened = [open_audit(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
+    names = [r.name for r in opened]
+    if len(set(names)) < len(names):
+        common = Path(os.path.commonpath([r.path.parent for r in opened]))
+        for run in opened:
+            run.label = str(run.path.relative_to(common))
+    return opened

@@ -11,7 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from copyscope.analysis import trends
 from copyscope.analysis.audited import AuditedRun
+from copyscope.analysis.bits import SCORES, Storage
 from copyscope.detect.criteria import CRITERIA
 
 SAMPLES, HELDOUT, THRESHOLD = "#c0392b", "#2471a3", "#333333"
@@ -43,7 +45,7 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
     h = run.controls["nn_l2"].to_numpy()
     fig, (ax, tail) = _figure(ncols=2)
     edges = np.linspace(0, max(s.max(), h.max()) * 1.02, bins + 1)
-    ax.hist(h, edges, density=True, color=HELDOUT, alpha=0.45,
+    ax.hist(h, edges, density=True, histtype="stepfilled", color=HELDOUT, alpha=0.45,
             label=f"held-out real images (n={len(h):,})")
     ax.hist(s, edges, density=True, histtype="step", color=SAMPLES, linewidth=1.6,
             label=f"generated samples (n={len(s):,})")
@@ -60,8 +62,7 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
 
     limit = max([*(x for x, _, _ in marks if np.isfinite(x)), float(np.quantile(h, 0.05))]) * 1.5
     for values, color, name in ((h, HELDOUT, "held-out"), (s, SAMPLES, "samples")):
-        x = np.sort(values)
-        share = np.arange(1, len(x) + 1) / len(x)
+        x, share = _lower_tail(values, limit)
         tail.step(x, share, where="post", color=color, label=name)
     tail.set_xlim(0, limit)
     tail.set_yscale("log")
@@ -72,6 +73,18 @@ def distance_histogram(run: AuditedRun, bins: int = 60) -> Figure:
     tail.set_title(f"Lower tail; {exact:,} samples are exact copies (L2 = 0)", fontsize=10)
     tail.legend(fontsize=7, loc="lower right", frameon=False)
     return fig
+
+
+def _lower_tail(values: np.ndarray, limit: float, points: int = 150
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The cumulative share at or below each sorted value, up to just past ``limit``, thinned to
+    about ``points`` steps evenly spaced on the log scale the tail is drawn on (every step of
+    the first ones, where single images count)."""
+    x = np.sort(values)
+    share = np.arange(1, len(x) + 1) / len(x)
+    visible = min(len(x), int(np.searchsorted(x, limit, side="right")) + 1)
+    keep = np.unique(np.rint(np.logspace(0, np.log10(max(visible, 1)), points)).astype(int)) - 1
+    return x[keep], share[keep]
 
 
 def _threshold_marks(run: AuditedRun) -> list[tuple[float, str, str]]:
@@ -203,4 +216,93 @@ def runs_figure(table: pd.DataFrame, criterion: str) -> Figure:
     ax.set_yticks(pos, rows["run"], fontsize=7)
     ax.set_xlabel(f"share flagged ({criterion}), 95% Wilson CI")
     ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig
+
+
+def answer_figure(table: pd.DataFrame, criterion: str) -> Figure:
+    """The study's answer in one picture: copy rate (95% CI) against training-set size, one line
+    per model setting (each size's last checkpoint), over the band the held-out control's
+    false-positive rate spans (its 95% CI), which is what unseen real images score by chance."""
+    lines = trends.series(table, "train_size", criterion)
+    fig, (ax,) = _figure(width=9.0, height=3.8)
+    rows = table[table["criterion"] == criterion]
+    lo, hi = float(rows["fpr_ci_low"].min()), float(rows["fpr_ci_high"].max())
+    ax.axhspan(lo, max(hi, lo), color=HELDOUT, alpha=0.18, linewidth=0,
+               label=f"held-out false-positive rate, 95% CI ({100 * lo:.2f}–{100 * hi:.2f}%)")
+    for i, (label, group) in enumerate(lines.items()):
+        xs = group["train_size"].to_numpy(dtype=float)
+        y = group["copy_rate"].to_numpy()
+        err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=label, color=f"C{i}")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(_percent)
+    ax.set_xlabel("training images the model saw (log scale)")
+    ax.set_ylabel(f"samples flagged ({criterion})")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+               frameon=False)
+    return fig
+
+
+def epoch_figure(table: pd.DataFrame, criterion: str) -> Figure:
+    """Copy rate over training (left) and what happens to sample quality meanwhile (right:
+    Fréchet distance to held-out digits, and the classifier's confidence), one line per model."""
+    lines = trends.series(table, "epoch", criterion)
+    fig, (ax, quality) = _figure(width=9.5, height=3.4, ncols=2)
+    confidence = quality.twinx()
+    for i, (label, group) in enumerate(lines.items()):
+        xs = group["epoch"].to_numpy(dtype=float)
+        y = group["copy_rate"].to_numpy()
+        err = np.vstack([y - group["copy_ci_low"], group["copy_ci_high"] - y])
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, label=label, color=f"C{i}")
+        ax.plot(xs, group["heldout_fpr"], linestyle=":", color=f"C{i}", alpha=0.7)
+        if group["frechet_distance"].notna().any():
+            quality.plot(xs, group["frechet_distance"], marker="s", color=f"C{i}")
+            confidence.plot(xs, group["mean_confidence"], marker="^", linestyle="--",
+                            color=f"C{i}", alpha=0.6)
+    ax.yaxis.set_major_formatter(_percent)
+    ax.set_xlabel("training epoch")
+    ax.set_ylabel(f"samples flagged ({criterion})")
+    ax.set_title("Copying over training (dotted: held-out FPR)", fontsize=10)
+    quality.set_xlabel("training epoch")
+    quality.set_ylabel("Fréchet distance (squares)")
+    confidence.set_ylabel("classifier confidence (triangles)")
+    quality.set_title("Sample quality over training", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def _percent(value: float, _: object = None) -> str:
+    return f"{100 * value:g}%"
+
+
+def storage_figure(storage: Storage) -> Figure:
+    """Storage in bits. Left: telling training items from held-out items by the model's bits and
+    by stored bits (ROC; the diagonal is chance). Right: stored bits of training items against
+    held-out items (which the model never saw, so theirs scatter around 0 by construction)."""
+    fig, (roc, hist) = _figure(width=9.0, height=3.4, ncols=2)
+    for i, (score, label) in enumerate(SCORES.items()):
+        fpr, tpr = storage.roc(score)
+        auc = storage.summary.membership[score]["auc"] if storage.summary.membership else None
+        roc.plot(fpr, tpr, color=f"C{i}", label=f"{label}" + (f", AUC {auc:.3f}" if auc else ""))
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    roc.set_xlabel("false-positive rate (held-out items called members)")
+    roc.set_ylabel("true-positive rate (training items)")
+    roc.set_title("Membership from code lengths", fontsize=10)
+    roc.legend(fontsize=7, frameon=False, loc="lower right")
+    items = storage.items
+    values = items["stored_bits"].to_numpy()
+    edges = np.linspace(np.nanmin(values), np.nanmax(values), 41)
+    for name, color, label in (("heldout", HELDOUT, "held-out items"),
+                               ("train", SAMPLES, "training items")):
+        part = values[(items["set"] == name).to_numpy()]
+        hist.hist(part, edges, density=True, histtype="stepfilled" if name == "heldout" else
+                  "step", color=color, alpha=0.45 if name == "heldout" else 1.0,
+                  linewidth=1.6, label=f"{label} (n={len(part):,})")
+    hist.axvline(0, color=THRESHOLD, linewidth=1)
+    hist.set_xlabel("stored bits (bits saved against unseen items of the same kind)")
+    hist.set_ylabel("density")
+    hist.set_title("Stored bits per item", fontsize=10)
+    hist.legend(fontsize=7, frameon=False)
     return fig

@@ -9,6 +9,7 @@ takes milliseconds once :func:`copyscope.analysis.open_audit` has read the run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,6 +108,23 @@ def top_copies(run: AuditedRun, n: int = 12, criterion: str | None = None) -> pd
     name = run.criterion(criterion)
     flagged = run.samples[run.samples[f"copy_{name}"]]
     return flagged.sort_values(["nn_l2", "heldout_p"], kind="stable").head(n)
+
+
+def strongest_copies(runs: Sequence[AuditedRun], n: int = 24, per_run: int = 3
+                     ) -> pd.DataFrame:
+    """The strongest copies across runs: samples flagged by their run's default criterion,
+    closest to their training image first, at most ``per_run`` from each run (so one run that
+    copies a single image cannot fill the gallery), the ``n`` closest of those. Columns: run
+    (its index in ``runs``), name, sample, nn_train, nn_l2, heldout_p."""
+    parts = []
+    for i, run in enumerate(runs):
+        top = top_copies(run, n).drop_duplicates("nn_train").head(per_run)
+        parts.append(top[["sample", "nn_train", "nn_l2", "heldout_p"]].assign(run=i,
+                                                                              name=run.name))
+    if not parts:
+        return pd.DataFrame(columns=["run", "name", "sample", "nn_train", "nn_l2", "heldout_p"])
+    table = pd.concat(parts, ignore_index=True)
+    return table.sort_values(["nn_l2", "heldout_p"], kind="stable").head(n).reset_index(drop=True)
 
 
 def closest(run: AuditedRun, n: int = 12, table: Table = "samples") -> pd.DataFrame:

@@ -20,7 +20,6 @@ computed per row.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from copyscope.analysis import AuditedRun, open_audit, trends
+from copyscope.analysis import AuditedRun, trends
+from copyscope.analysis.audited import open_audits
 from copyscope.data import ImageSet
 from copyscope.errors import CopyscopeError
 from copyscope.records import AuditRecord
@@ -293,14 +293,7 @@ def search_queries(state: AppState, queries: np.ndarray) -> list[Found]:
 
 
 def _open_runs(paths: Sequence[str | Path]) -> dict[str, AuditedRun]:
-    """Open each run once, named by its folder, or where two folders share a name, by every
-    run's path below the folder they all share (``ddpm-300/epochs/epoch-0010``)."""
-    opened = [open_audit(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)]
-    names = [r.name for r in opened]
-    if len(set(names)) < len(names):
-        common = Path(os.path.commonpath([r.path.parent for r in opened]))
-        names = [str(r.path.relative_to(common)) for r in opened]
-    return dict(zip(names, opened, strict=True))
+    return {run.name: run for run in open_audits(paths)}
 
 
 def _squared(l2: np.ndarray, dim: int) -> np.ndarray:

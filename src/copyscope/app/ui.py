@@ -121,7 +121,8 @@ def build(state: AppState) -> gr.Blocks:
             _query_tab(state)
         with gr.Tab("Live"):
             _live_tab(state)
-        app.load(lambda: (views.rates_figure(state), views.core_figure(state, state.first)),
+        app.load(lambda: (views.answer_figure(state), views.epoch_figure(state),
+                          views.rates_figure(state), views.core_figure(state, state.first)),
                  None, figures, api_name=False)
     return app
 
@@ -148,6 +149,8 @@ def warm_in_background(state: AppState) -> threading.Thread:
 
     def work() -> None:
         warm_up(state)
+        views.answer_figure(state)
+        views.epoch_figure(state)
         views.rates_figure(state)
         for run in state.runs:
             views.core_figure(state, run)
@@ -170,9 +173,22 @@ def check_port(host: str, port: int) -> None:
 
 def _overview_tab(state: AppState) -> list[gr.Image]:
     ov = views.overview(state)
+    gr.Markdown("### The answer across runs\n" + ov.headline if ov.headline else
+                "### The answer")
+    answer = gr.Image(format="png", interactive=False, elem_id="answer-figure",
+                      label="copy rate against training-set size, over the held-out band",
+                      visible=views.answer_figure(state, render=False))
+    epochs = gr.Image(format="png", interactive=False, elem_id="epoch-figure",
+                      label="copy rate and sample quality over training",
+                      visible=views.epoch_figure(state, render=False))
     gr.Markdown("Copy rate of the generated samples beside the false-positive rate of the same "
                 "criterion on held-out real images (95% Wilson intervals).")
     gr.Dataframe(ov.table, interactive=False, max_height=400, elem_id="headline")
+    gr.Markdown("**The strongest copies across runs**: sample | its training image")
+    gr.HTML(_tiles(ov.strongest) if ov.strongest else "No run has a flagged sample.",
+            elem_id="strongest")
+    gr.Markdown("Every criterion's copy rate")
+    gr.Dataframe(ov.criteria, interactive=False, max_height=300, elem_id="every-criterion")
     gr.Markdown(ov.notes)
     rates = gr.Image(format="png", interactive=False, elem_id="rates-figure",
                      label="copy rate and held-out false-positive rate per run (default criterion)")
@@ -182,7 +198,7 @@ def _overview_tab(state: AppState) -> list[gr.Image]:
                       "held-out real images")
     run.change(shown(lambda name: views.core_figure(state, name)), run, figure,
                api_name="figure", queue=False)
-    return [rates, figure]
+    return [answer, epochs, rates, figure]
 
 
 def _copies_tab(state: AppState, runs: list[str], criteria: list[str], labels: list[str],

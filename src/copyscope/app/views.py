@@ -13,20 +13,24 @@ import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from copyscope import analysis
-from copyscope.analysis import item_view, most_regenerated, pair_view
-from copyscope.analysis.pairs import MEASURES, PANELS
+from copyscope.analysis import item_view, most_regenerated, pair_view, trends
+from copyscope.analysis.audited import AuditedRun
+from copyscope.analysis.contrasts import emm, emm_sentence
+from copyscope.analysis.pairs import MEASURES, PANELS, hstack, strongest_copies
 from copyscope.analysis.trends import comparison_notes
+from copyscope.app import bits
 from copyscope.app.preprocess import to_training_format
 from copyscope.app.state import AppState
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
+from copyscope.models import fact_names
 from copyscope.search import normalised_l2
 from copyscope.similarity import pair_measures
 
@@ -41,18 +45,17 @@ GALLERY_LIMIT = 40
 QUERY_K = 8
 ITEM_COLUMNS = ("n_nearest", "n_copies", "n_heldout_nearest", "near_samples", "near_heldout",
                 "copying_score", "copying_p", "copying_flag")
-HEADLINE = {"run": "run", "family": "family", "train_size": "train size", "epoch": "epoch",
-            "steps": "steps", "criterion": "criterion", "n_samples": "samples",
-            "copies": "copies", "copy_rate": "copy rate", "copy_ci_low": "copy CI low",
-            "copy_ci_high": "copy CI high", "heldout_fpr": "held-out FPR",
-            "fpr_ci_low": "FPR CI low", "fpr_ci_high": "FPR CI high",
-            "p_vs_heldout": "p (samples > held-out)", "C_T": "C_T"}
-
-
 @dataclass
 class Overview:
+    """The study's answer: a line per model setting (EMM and trend), the table of every run under
+    its default criterion (rates as percentages with their 95% intervals), every criterion's
+    rates, the notes on comparing the runs, and the strongest copies across runs."""
+
+    headline: str
     table: pd.DataFrame
+    criteria: pd.DataFrame
     notes: str
+    strongest: list[Captioned]
 
 
 @dataclass
@@ -91,13 +94,66 @@ class Query:
     samples_table: pd.DataFrame
 
 
-def overview(state: AppState) -> Overview:
-    """The headline table of every run and criterion, with the notes on comparing them."""
-    table = state.rates[list(HEADLINE)].rename(columns=HEADLINE)
-    table = table.dropna(axis=1, how="all")
+def overview(state: AppState, strongest: int = 12) -> Overview:
+    """The study's answer first, as the comparison report gives it (percentages, not floats)."""
+    rates = state.rates
+    default = state.runs[state.first].default_criterion
+    rows = rates[rates["criterion"] == default]
+    facts = [f for f in ("family", "train_size", *fact_names(), "epoch", "steps")
+             if rows[f].notna().any()]
+    table = rows[["run", *facts]].rename(columns=lambda c: c.replace("_", " "))
+    table["samples"] = rows["n_samples"].to_numpy()
+    table["copy rate [95% CI]"] = _rates(rows, "copy_rate", "copy_ci_low", "copy_ci_high")
+    table["held-out FPR [95% CI]"] = _rates(rows, "heldout_fpr", "fpr_ci_low", "fpr_ci_high")
+    table["p (samples > held-out)"] = [f"{p:.2g}" for p in rows["p_vs_heldout"]]
+    table["C_T (cells)"] = [f"{c:+.2f} ({n})" if c == c and c is not None else "–"
+                            for c, n in zip(rows["C_T"], rows["C_T_cells"], strict=True)]
+    wide = rates.pivot_table(index="run", columns="criterion", values="copy_rate", sort=False)
+    wide = wide.map(lambda r: f"{100 * r:.1f}%").reset_index()
+    lines = [emm_sentence(r) for r in emm(rates, default).to_dict("records")]
     notes = comparison_notes(list(state.runs.values()))
-    text = "\n".join(f"- {n}" for n in notes) or "All runs share their training and held-out sets."
-    return Overview(table.round(5), text)
+    tiles = [(plain(hstack([r.images("samples").images[i], r.images("train").images[t]])),
+              f"{r.name} #{i} | training #{t} · L2 {d:.3f}")
+             for r, i, t, d in _strongest(state, strongest)]
+    return Overview("\n".join(f"- {line}" for line in lines), table.reset_index(drop=True),
+                    wide, "\n".join(f"- {n}" for n in notes)
+                    or "All runs share their training and held-out sets.", tiles)
+
+
+def _rates(rows: pd.DataFrame, rate: str, low: str, high: str) -> list[str]:
+    return [f"{100 * r:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}]"
+            for r, lo, hi in zip(rows[rate], rows[low], rows[high], strict=True)]
+
+
+def _strongest(state: AppState, n: int) -> list[tuple[AuditedRun, int, int, float]]:
+    runs = list(state.runs.values())
+    table = strongest_copies(runs, n)
+    return [(runs[int(r["run"])], int(r["sample"]), int(r["nn_train"]), float(r["nn_l2"]))
+            for r in table.to_dict("records")]
+
+
+def answer_figure(state: AppState, render: bool = True) -> Any:
+    """Copy rate against training-set size (the study's answer figure), or None when no model
+    setting was trained on several sizes; ``render=False`` only says whether there is one."""
+    return _trend_figure(state, "train_size",
+                         lambda t, c: analysis.figures.answer_figure(t, c), render)
+
+
+def epoch_figure(state: AppState, render: bool = True) -> Any:
+    """Copy rate and sample quality over training, or None when no model was audited at
+    several epochs; ``render=False`` only says whether there is one."""
+    return _trend_figure(state, "epoch", lambda t, c: analysis.figures.epoch_figure(t, c),
+                         render)
+
+
+def _trend_figure(state: AppState, x: str, make: Callable[[pd.DataFrame, str], Figure],
+                  render: bool) -> Any:
+    default = state.runs[state.first].default_criterion
+    lines = trends.series(state.rates, x, default)
+    exists = any(line[x].nunique() > 1 for line in lines.values())
+    if not render or not exists:
+        return exists if not render else None
+    return _figure(state, (x, default), lambda: make(state.rates, default))
 
 
 def rates_figure(state: AppState) -> np.ndarray:
@@ -212,7 +268,9 @@ def training_item(state: AppState, item: int) -> Item:
             f"have it as their nearest training image. Its nearest other training image is "
             f"#{int(first['nn_other'])} at L2 {first['nn_other_l2']:.4f}. `copying_score` is "
             "generated mass near the item over a conservative bound on held-out mass there; "
-            "`copying_flag` marks a significant excess (binomial test, Bonferroni over all items).")
+            "`copying_flag` marks a significant excess (binomial test, Bonferroni over all items)."
+            + "".join(f"\n\n{line}" for line in bits.lines(state.runs,
+                                                               state.train.images[item], item)))
     return Item(plain(state.train.images[item]), pd.DataFrame(rows).round(5), gallery, text)
 
 
@@ -257,7 +315,8 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K) -> Query:
             f"**{100 * closer:.1f}%** of the {len(ref.null_d2):,} unseen real images of "
             f"{run}'s held-out control ({state.runs[run].inputs['heldout']['spec']}); heldout_p = "
             f"{row['heldout_p']:.4f}. Judged as a generated sample of {run}. "
-            + _verdict(flagged, ref.config.default))
+            + _verdict(flagged, ref.config.default)
+            + "".join(f"\n\n{line}" for line in bits.lines(state.runs, q)))
     return Query(plain(q), neighbours, table.round(5), text, samples, owners.round(5))
 
 

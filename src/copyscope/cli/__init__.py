@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from copyscope.cli import audit, data, report, sample, study, text, train, webapp
+from copyscope.cli import audit, compress, data, report, sample, study, text, train, webapp
 from copyscope.cli.common import console, error
 from copyscope.errors import CopyscopeError
 
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(text.app, name="text")
+app.add_typer(compress.app, name="compress")
 app.command("audit")(audit.audit_command)
 app.command("report")(report.report_command)
 app.command("train")(train.train_command)

@@ -18,6 +18,7 @@ from copyscope.cli.common import SPEC_HELP, console, markup, say
 from copyscope.stages.audit_config import AuditConfig
 
 if TYPE_CHECKING:
+    from copyscope.records import AuditSummary
     from copyscope.stages.audit import Audit
 
 Opt = typer.Option
@@ -29,6 +30,10 @@ def audit_command(
     train: Annotated[str, Opt("--train", "-t", help=f"Training set: {SPEC_HELP}.")] = "mnist:train",
     heldout: Annotated[str, Opt(help="Held-out real images of the same distribution, never "
                                 "trained on (the control).")] = "mnist:test",
+    seen: Annotated[str | None, Opt(help="The training items the model saw: a .npy of indices "
+                                    "into --train, or the images themselves (any SPEC). Default: "
+                                    "read from the samples' training run, when there is one.")]
+    = None,
     force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
     **settings: Any,
 ) -> None:
@@ -36,7 +41,7 @@ def audit_command(
     from copyscope.stages.audit import audit
 
     result = audit(samples, train=train, heldout=heldout, out=out,
-                   config=AuditConfig(**settings), force=force)
+                   config=AuditConfig(**settings), force=force, seen=seen)
     print_summary(result)
 
 
@@ -74,9 +79,35 @@ def print_summary(result: Audit) -> None:
             "{ct[min_cell_samples]} samples (give more samples or fewer --cells).", ct=ct)
     say("Training items with unusually much generated mass nearby: {n}",
         n=s.memorised_items["n_flagged"])
+    if s.seen is not None:
+        print_seen(s)
     if result.out is not None:
         say("Written to [bold]{out}[/]: samples.parquet, controls.parquet, items.parquet, "
             "summary.json, run.json", out=result.out)
+
+
+def print_seen(s: AuditSummary) -> None:
+    """What the audit says about the items the model saw (a model copies only those)."""
+    seen = s.seen
+    assert seen is not None
+    near = {k: v if k == "chance" else _rate(v["rate"], v["ci95"])
+            for k, v in seen.nearest_is_seen.items()}
+    say("The model saw {seen.n_seen:,} of the {s.n_train:,} training images ({seen.source}). "
+        "Nearest training image is a seen one for {near[samples]} of samples and "
+        "{near[heldout]} of held-out images ({chance:.2f}% of the training set is seen).",
+        seen=seen, s=s, near=near, chance=100 * near["chance"])
+    unseen = seen.flagged[s.default_criterion]["unseen"]
+    say("Flagged by {default} but nearest to an unseen image (a copy of something the model "
+        "never saw, so a false positive): {unseen:,}.", default=s.default_criterion,
+        unseen=unseen)
+    ct = seen.data_copying_ct
+    if ct["C_T"] is not None:
+        say("C_T with T = the seen images = {ct[C_T]:+.2f} over {ct[cells_used]} of {ct[cells]} "
+            "cells holding {share:.0f}% of the samples.", ct=ct,
+            share=100 * ct["samples_in_used_cells"])
+    else:
+        say("C_T with T = the seen images not computed: no cell of the seen images holds more "
+            "than {ct[min_cell_samples]} samples.", ct=ct)
 
 
 def _rate(rate: float, ci: list[float]) -> str:

@@ -63,6 +63,7 @@ def meehan_ct(
     weights = np.array([r["n_heldout"] / n for r in used])
     c_t = float(weights @ np.array([r["z_u"] for r in used]) / weights.sum()) if used else None
     return {"C_T": c_t, "cells": n_cells, "cells_used": len(used),
+            "samples_in_used_cells": sum(r["n_samples"] for r in used) / m if m else 0.0,
             "min_cell_samples": min_cell_samples, "n_samples": m, "n_heldout": n,
             "per_cell": per_cell}
 

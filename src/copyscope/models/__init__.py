@@ -34,6 +34,7 @@ FAMILIES = {
     "diffusion": Family("copyscope.models.diffusion:Diffusion", "ddim", default_steps=50),
     "gan": Family("copyscope.models.gan:DCGAN", "latent", facts=("dropout",)),
     "pixelcnn": Family("copyscope.models.pixelcnn:GatedPixelCNN", "autoregressive"),
+    "gzip": Family("copyscope.models.gzipmodel:GzipModel", "autoregressive"),
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from copyscope.analysis.audited import open_audit
+from copyscope.analysis.audited import open_audits
 from copyscope.analysis.stage import analyse
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
@@ -24,13 +24,22 @@ from copyscope.report.sections import comparison_section, is_missing, run_sectio
 from copyscope.rundir import command_line, now, versions
 
 TEMPLATE = "report.html.j2"
+DETAIL_RUNS = 3
+"""Up to this many runs, each run's section is complete. A larger comparison keeps every table,
+each run's core figure and its strongest copies, and leaves out what grows with the number of
+runs but repeats what is there: the per-item trend figures (their tables stay), the complete
+run.json (its commands, seeds, hashes and versions stay), and beyond :data:`COMPACT`'s counts
+of gallery cards. ``copyscope report RUN`` shows everything for one run."""
+COMPACT = {"top": 6, "regenerated": 3, "controls": 2}
 
 
 def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
                  per_item: int = 8, show: bool = True) -> Path:
     """Analyse each run (writing its ``analysis/`` tables) and write the report to ``out``.
 
-    One run gives a report on that run; several give a comparison report with a section per run.
+    One run gives a report on that run; several give a comparison report that opens with the
+    answer across runs, then a section per run (with its per-item trend figures for up to
+    :data:`DETAIL_RUNS` runs).
     ``top`` is the number of flagged copies shown, ``per_item`` the number of samples shown beside
     each most-regenerated training item.
     """
@@ -39,12 +48,11 @@ def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise CopyscopeError(f"{out}: the report is an HTML file; give a name ending in .html.")
-    names = [Path(r).name for r in runs]
-    if len(set(names)) < len(names):
-        raise CopyscopeError("Two of the runs share a folder name; the report names runs by "
-                             "their folder, so give runs with distinct names.")
-    data = [open_audit(r) for r in runs]
-    sections = [run_section(analyse(d), top, per_item)
+    data = open_audits(runs)
+    detail = len(data) <= DETAIL_RUNS
+    top = top if detail else min(top, COMPACT["top"])
+    sections = [run_section(analyse(d), top, per_item, COMPACT["regenerated"] if not detail
+                            else 6, COMPACT["controls"] if not detail else 4, detail)
                 for d in progress(data, desc="report", total=len(data), show=show)]
     html = render({
         "title": _title(sections),

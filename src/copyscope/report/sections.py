@@ -17,15 +17,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from copyscope.analysis import figures, trends
+from copyscope.analysis import contrasts, figures, trends
 from copyscope.analysis.audited import AuditedRun
+from copyscope.analysis.bits import Storage
 from copyscope.analysis.pairs import (
     PANELS,
     PairView,
     closest,
+    hstack,
     item_view,
     most_regenerated,
     pair_view,
+    strongest_copies,
     top_copies,
 )
 from copyscope.analysis.stage import Analysis
@@ -42,8 +45,9 @@ FACT_LABELS = {"family": "model family", "train_size": "training images",
 
 
 def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
-                regenerated: int = 6, controls: int = 4) -> dict[str, Any]:
-    """Everything the report says about one run."""
+                regenerated: int = 6, controls: int = 4, detail: bool = True) -> dict[str, Any]:
+    """Everything the report says about one run; ``detail`` adds the per-item trend figures
+    (counts, classes, outlierness, duplication) beside their tables."""
     run, tables = analysis.run, analysis.tables
     name = run.default_criterion
     s = run.summary
@@ -64,32 +68,61 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
         "threshold": run.heldout_threshold,
         "exact_copies": int((run.samples["nn_l2"] == 0).sum()),
         "rates": tables["rates"].to_dict("records"),
-        "figures": {
-            "distance": svg_uri(figures.distance_histogram(run)),
-            "counts": svg_uri(figures.count_figure(tables["counts"])),
-            "outlierness": svg_uri(figures.rates_figure(
-                _bin_labels(tables["outlierness"]), "range",
-                "outlierness of the nearest training item (mean L2 to its k nearest others)")),
-            "duplication": svg_uri(figures.rates_figure(
-                _bin_labels(tables["duplication"]), "range",
-                "distance from the nearest training item to its nearest other training item")),
-        },
+        "figures": {"distance": svg_uri(figures.distance_histogram(run))},
         "concentration": tables["concentration"].to_dict("records"),
         "classes": tables["classes"].to_dict("records"),
         "outlierness": _bin_labels(tables["outlierness"]).to_dict("records"),
         "duplication": _bin_labels(tables["duplication"]).to_dict("records"),
         "associations": tables["associations"].to_dict("records"),
-        "manifest": manifest_section(run),
+        "manifest": manifest_section(run, complete=detail),
         "limitations": limitations(run, correlation),
     }
-    if not tables["classes"].empty:
-        section["figures"]["classes"] = svg_uri(figures.rates_figure(
-            tables["classes"], "class", "class of the nearest training image"))
+    if detail:
+        section["figures"] |= detail_figures(tables)
+    if run.storage is not None:
+        section["storage"] = storage_section(run, run.storage)
     try:
         section["galleries"] = galleries(run, top, per_item, regenerated, controls)
     except CopyscopeError as e:
         section["images_error"] = str(e)
     return section
+
+
+def storage_section(run: AuditedRun, storage: Storage, n: int = 8) -> dict[str, Any]:
+    """Storage in bits: the bits table against the classical compressors, membership, stored
+    bits per item and in total beside the model's size, and the items the model stores most."""
+    s = storage.summary
+    top = []
+    try:
+        train = run.images("train").images
+        for r in storage.most_stored(n).to_dict("records"):
+            if 0 <= int(r["item"]) < len(train):
+                top.append({"item": int(r["item"]), "label": int(r["label"]),
+                            "bits": float(r["bits_ideal"]), "stored": float(r["stored_bits"]),
+                            "p": float(r["stored_p"]), "image": png_uri(train[int(r["item"])])})
+    except CopyscopeError:
+        pass  # the images moved: the run's own section says so
+    return {"methods": storage.methods().to_dict("records"), "rates": s.rates,
+            "membership": s.membership, "stored": s.stored_bits, "model": s.model,
+            "dims": s.dims, "overhead": s.coder_overhead, "top": top,
+            "figure": svg_uri(figures.storage_figure(storage))}
+
+
+def detail_figures(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The per-item trend figures of one run (their numbers are in the tables beside them)."""
+    out = {
+        "counts": svg_uri(figures.count_figure(tables["counts"])),
+        "outlierness": svg_uri(figures.rates_figure(
+            _bin_labels(tables["outlierness"]), "range",
+            "outlierness of the nearest training item (mean L2 to its k nearest others)")),
+        "duplication": svg_uri(figures.rates_figure(
+            _bin_labels(tables["duplication"]), "range",
+            "distance from the nearest training item to its nearest other training item")),
+    }
+    if not tables["classes"].empty:
+        out["classes"] = svg_uri(figures.rates_figure(
+            tables["classes"], "class", "class of the nearest training image"))
+    return out
 
 
 def galleries(run: AuditedRun, top: int, per_item: int, regenerated: int,
@@ -131,7 +164,7 @@ def _bin_labels(table: pd.DataFrame) -> pd.DataFrame:
                                                                        strict=True)])
 
 
-def manifest_section(run: AuditedRun) -> dict[str, Any]:
+def manifest_section(run: AuditedRun, complete: bool = True) -> dict[str, Any]:
     """Versions, seeds, data hashes and the exact commands of every stage in run.json.
 
     The stages of the training run that the samples came from (the sample stage's
@@ -147,7 +180,7 @@ def manifest_section(run: AuditedRun) -> dict[str, Any]:
         "hashes": [(role, e["spec"], e["n"], e["sha256"]) for role, e in run.inputs.items()],
         "stages": [(k, v.get("status"), v.get("finished"), v.get("timings_s"))
                    for k, v in stages.items()],
-        "run_json": json.dumps(manifest, indent=2),
+        "run_json": json.dumps(manifest, indent=2) if complete else None,
     }
 
 
@@ -206,24 +239,69 @@ def limitations(run: AuditedRun, correlation: float) -> list[str]:
     ]
 
 
-def comparison_section(runs: Sequence[AuditedRun]) -> dict[str, Any]:
-    """The trends across runs: rates against family, size and training time, with the controls."""
+def comparison_section(runs: Sequence[AuditedRun], strongest: int = 24) -> dict[str, Any]:
+    """The study's answer across runs, first: copy rate against training-set size per model
+    setting over the held-out band, the epoch curve with sample quality, the strongest copies of
+    all runs beside their training originals, EMM per setting and the contrasts between
+    settings; then the trend tables and figures."""
     table = trends.compare(runs)
     defaults = {r.default_criterion for r in runs}
     criterion = defaults.pop() if len(defaults) == 1 else "heldout"
-    chosen = table[table["criterion"] == criterion]
     figs = {"runs": svg_uri(figures.runs_figure(table, criterion))}
-    for x, label, log in (("train_size", "training images", True), ("epoch", "epoch", False),
-                          ("steps", "sampling steps", False)):
-        lines = trends.series(table, x, criterion)
-        if any(line[x].nunique() > 1 for line in lines.values()):
-            figs[x] = svg_uri(figures.trend_figure(lines, x, criterion, label, log))
-    criteria = list(dict.fromkeys(table["criterion"]))
+    if any(line["train_size"].nunique() > 1
+           for line in trends.series(table, "train_size", criterion).values()):
+        figs["answer"] = svg_uri(figures.answer_figure(table, criterion))
+    if any(line["epoch"].nunique() > 1
+           for line in trends.series(table, "epoch", criterion).values()):
+        figs["epoch"] = svg_uri(figures.epoch_figure(table, criterion))
+    steps = trends.series(table, "steps", criterion)
+    if any(line["steps"].nunique() > 1 for line in steps.values()):
+        figs["steps"] = svg_uri(figures.trend_figure(steps, "steps", criterion,
+                                                     "sampling steps"))
     by_run = [{"run": run, "cells": {r["criterion"]: r for r in group.to_dict("records")}}
               for run, group in table.groupby("run", sort=False)]
-    return {"criterion": criterion, "rows": chosen.to_dict("records"), "figures": figs,
-            "criteria": criteria, "by_run": by_run,
-            "notes": trends.comparison_notes(runs)}
+    return {"criterion": criterion,
+            "rows": table[table["criterion"] == criterion].to_dict("records"),
+            "facts": [(f, FACT_LABELS[f]) for f in fact_names()], "figures": figs,
+            "criteria": list(dict.fromkeys(table["criterion"])), "by_run": by_run,
+            "notes": trends.comparison_notes(runs),
+            "emm": contrasts.emm(table, criterion).to_dict("records"),
+            "headline": [contrasts.emm_sentence(r) for r in
+                         contrasts.emm(table, criterion).to_dict("records")],
+            "emm_gu": contrasts.emm(table, "gu").to_dict("records") if criterion != "gu" else [],
+            "contrasts": contrasts.contrasts(table, criterion).to_dict("records"),
+            "strongest": strongest_cards(runs, strongest),
+            "storage": [storage_row(r) for r in runs if r.storage is not None]}
+
+
+def storage_row(run: AuditedRun) -> dict[str, Any]:
+    """One run's storage in bits for the comparison: model against the best classical coder on
+    held-out items, stored bits in total beside the model's size, membership AUC."""
+    assert run.storage is not None
+    s = run.storage.summary
+    held = s.rates.get("heldout", {})
+    return {"run": run.name, "train_size": run.facts.get("train_size"),
+            "model_bpd": held.get("model", {}).get("whole_bpd"),
+            "best": held.get("best_classical"),
+            "best_bpd": held.get(held.get("best_classical", ""), {}).get("whole_bpd"),
+            "advantage": held.get("model_advantage"), "stored": s.stored_bits,
+            "auc": (s.membership or {}).get("bits", {}).get("auc")}
+
+
+def strongest_cards(runs: Sequence[AuditedRun], n: int) -> list[dict[str, Any]]:
+    """The strongest copies across runs, each as (sample, training original) thumbnails."""
+    cards = []
+    for r in strongest_copies(runs, n).to_dict("records"):
+        run = runs[r["run"]]
+        try:
+            sample = run.images("samples").images[int(r["sample"])]
+            original = run.images("train").images[int(r["nn_train"])]
+        except CopyscopeError:
+            continue  # images moved since the audit: the run's own section says so
+        cards.append({"run": r["name"], "sample": int(r["sample"]), "item": int(r["nn_train"]),
+                      "l2": float(r["nn_l2"]), "image": png_uri(hstack([sample, original])),
+                      "width": sample.shape[1] * 2 + 2, "height": sample.shape[0]})
+    return cards
 
 
 def is_missing(value: Any) -> bool:

@@ -31,11 +31,18 @@ from copyscope.detect import calibration, criteria, datacopying
 from copyscope.errors import CopyscopeError
 from copyscope.files import write_parquet
 from copyscope.hashing import fingerprint, jsonable
-from copyscope.records import AuditIdentity, AuditRecord, AuditSummary, CriterionRate
+from copyscope.records import (
+    AuditIdentity,
+    AuditRecord,
+    AuditSummary,
+    CriterionRate,
+    SeenSummary,
+)
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
 from copyscope.search import Neighbours, make_searcher, normalised_l2
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference, evidence_table
+from copyscope.stages.seen import Seen, find_seen
 
 MIN_SIDE = 11  # SSIM's 11x11 Gaussian window
 Timings = dict[str, float]
@@ -69,9 +76,11 @@ class Searched:
 
 
 def audit_identity(samples: ImageSet, train: ImageSet, heldout: ImageSet,
-                   config: AuditConfig) -> AuditIdentity:
-    """What makes an audit *this* audit: the three image sets' hashes and the settings."""
-    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(asdict(config)))
+                   config: AuditConfig, seen: Seen | None = None) -> AuditIdentity:
+    """What makes an audit *this* audit: the image sets' hashes, the settings and, when known,
+    which training items the model saw."""
+    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(asdict(config)),
+                         seen.sha256 if seen is not None else None)
 
 
 def audit(
@@ -82,12 +91,15 @@ def audit(
     config: AuditConfig | None = None,
     force: bool = False,
     show: bool = True,
+    seen: str | Path | np.ndarray | None = None,
 ) -> Audit:
     """Search every sample against every training image and judge it against the held-out null.
 
-    With ``out`` the tables, summary.json and run.json are written there atomically; an
-    interrupted audit resumes from its finished chunks. A folder already holding a different
-    audit is refused unless ``force``.
+    ``seen`` names the training items the model saw (indices, a .npy of indices, or images);
+    by default they are read from the samples' training run, when there is one (see
+    :mod:`copyscope.stages.seen`). With ``out`` the tables, summary.json and run.json are written
+    there atomically; an interrupted audit resumes from its finished chunks. A folder already
+    holding a different audit is refused unless ``force``.
     """
     cfg = config or AuditConfig()
     cfg.validate()
@@ -95,7 +107,8 @@ def audit(
     with _timed(timings, "load"):
         s_set, t_set, h_set = load(samples), load(train), load(heldout)
     _check_inputs(s_set, t_set, h_set)
-    identity = audit_identity(s_set, t_set, h_set, cfg)
+    known = find_seen(samples, t_set, seen)
+    identity = audit_identity(s_set, t_set, h_set, cfg, known)
     run = RunDir(Path(out)) if out is not None else None
     if run is not None:
         run.claim(AuditRecord, identity, force)
@@ -108,13 +121,15 @@ def audit(
     with _timed(timings, "data_copying"):
         per_item, radius_d2 = _item_copying(found, len(t_set), cfg)
         items = _items(t_set, s_table, c_table, found.train_nb, per_item)
-        ct = _meehan(t_set, h_set, s_set, cfg)
+        ct = _meehan(t_set.flat, t_set.sha256, h_set.flat, s_set.flat, cfg)
     summary = _summary(s_table, c_table, items, found, ct, cfg,
                        float(normalised_l2(np.asarray(radius_d2), t_set.dim)))
+    if known is not None:
+        with _timed(timings, "seen"):
+            s_table, c_table, items, summary.seen = _seen(known, s_table, c_table, items,
+                                                          (s_set, t_set, h_set), ct, cfg)
     record = AuditRecord(
-        identity=identity, status="complete",
-        inputs={"samples": s_set.describe(), "train": t_set.describe(),
-                "heldout": h_set.describe()},
+        identity=identity, status="complete", inputs=_inputs(s_set, t_set, h_set, known),
         params=asdict(cfg), seeds={"kmeans_cells": cfg.seed}, versions=versions(),
         device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
         started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
@@ -125,6 +140,14 @@ def audit(
         run.write(record)
         run.clear_partial(f"search-{partial}")
     return Audit(s_table, c_table, items, summary, record, run.path if run else None)
+
+
+def _inputs(s: ImageSet, t: ImageSet, h: ImageSet, seen: Seen | None) -> dict[str, Any]:
+    """The audit's inputs as run.json records them (spec, n, shape, sha256 of each)."""
+    out = {"samples": s.describe(), "train": t.describe(), "heldout": h.describe()}
+    if seen is not None:
+        out["seen"] = {"spec": seen.source, "n": len(seen.indices), "sha256": seen.sha256}
+    return out
 
 
 def _check_inputs(s: ImageSet, t: ImageSet, h: ImageSet) -> None:
@@ -250,7 +273,7 @@ def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_
 
 
 def fit_cells(flat: np.ndarray, n_cells: int, seed: int) -> dict[str, np.ndarray]:
-    """Meehan et al.'s cells: k-means (scikit-learn, one initialisation) of the training images,
+    """Meehan et al.'s cells: k-means (scikit-learn, one initialisation) of flat uint8 rows,
     their labels and centroids. Fitted on one thread: the M-step sums each thread's chunk of
     points and then adds the threads' sums, so with more threads the centroids (and on MNIST
     111 of 60,000 labels) change; on one thread every machine gets the same cells."""
@@ -260,11 +283,13 @@ def fit_cells(flat: np.ndarray, n_cells: int, seed: int) -> dict[str, np.ndarray
             "centroids": km.cluster_centers_.astype(np.float32)}
 
 
-def _meehan(t_set: ImageSet, h_set: ImageSet, s_set: ImageSet, cfg: AuditConfig
-            ) -> dict[str, Any]:
-    n_cells = min(cfg.cells, len(t_set))
-    cells = cached_arrays("cells", {"train": t_set.sha256, "cells": n_cells, "seed": cfg.seed},
-                          lambda: fit_cells(t_set.flat, n_cells, cfg.seed))
+def _meehan(train: np.ndarray, train_sha: str, heldout: np.ndarray, samples: np.ndarray,
+            cfg: AuditConfig) -> dict[str, Any]:
+    """C_T of Meehan et al. with T = ``train`` (flat uint8 rows): k-means cells on T, held-out
+    and samples assigned to the nearest centroid."""
+    n_cells = min(cfg.cells, len(train))
+    cells = cached_arrays("cells", {"train": train_sha, "cells": n_cells, "seed": cfg.seed},
+                          lambda: fit_cells(train, n_cells, cfg.seed))
     centroids = cells["centroids"]
 
     def assign(x: np.ndarray) -> np.ndarray:
@@ -273,8 +298,60 @@ def _meehan(t_set: ImageSet, h_set: ImageSet, s_set: ImageSet, cfg: AuditConfig
         return d.argmin(1)
 
     return datacopying.meehan_ct(
-        t_set.flat, cells["labels"], h_set.flat, assign(h_set.flat), s_set.flat,
-        assign(s_set.flat), n_cells, cfg.min_cell_samples, lambda: make_searcher(cfg.backend))
+        train, cells["labels"], heldout, assign(heldout), samples, assign(samples), n_cells,
+        cfg.min_cell_samples, lambda: make_searcher(cfg.backend))
+
+
+def _seen(seen: Seen, s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.DataFrame,
+          sets: tuple[ImageSet, ImageSet, ImageSet], whole_ct: dict[str, Any],
+          cfg: AuditConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, SeenSummary]:
+    """The tables with each image's nearest seen and unseen training image, and what the audit
+    says about the seen items (see :mod:`copyscope.stages.seen`)."""
+    s_set, t_set, h_set = sets
+    is_seen = seen.mask(len(t_set))
+    unseen = np.flatnonzero(~is_seen)
+    parts = [(seen.indices, "seen"), (unseen, "unseen")]
+    searchers = {name: make_searcher(cfg.backend).fit(t_set.flat[idx]) if len(idx) else None
+                 for idx, name in parts}
+    s_table = s_table.assign(**_nearest_in(s_set.flat, parts, searchers, t_set.dim))
+    c_table = c_table.assign(**_nearest_in(h_set.flat, parts, searchers, t_set.dim))
+    items = items.assign(seen=is_seen)
+    ct = whole_ct if not len(unseen) else _meehan(
+        t_set.flat[seen.indices], fingerprint({"train": t_set.sha256, "seen": seen.sha256}),
+        np.concatenate([h_set.flat, t_set.flat[unseen]]), s_set.flat, cfg)
+    near_s = is_seen[s_table["nn_train"].to_numpy()]
+    near_h = is_seen[c_table["nn_train"].to_numpy()]
+    flagged = {}
+    for name in criteria.CRITERIA:
+        flags = s_table[f"copy_{name}"].to_numpy()
+        flagged[name] = {"seen": int((flags & near_s).sum()),
+                         "unseen": int((flags & ~near_s).sum())}
+    item_flags = items["copying_flag"].to_numpy()
+    summary = SeenSummary(
+        source=seen.source, n_seen=len(seen.indices), n_unseen=len(unseen),
+        nearest_is_seen={"samples": calibration.rate(near_s), "heldout": calibration.rate(near_h),
+                         "chance": len(seen.indices) / len(t_set)},
+        flagged=flagged,
+        items_flagged={"seen": int((item_flags & is_seen).sum()),
+                       "unseen": int((item_flags & ~is_seen).sum())},
+        data_copying_ct={k: v for k, v in ct.items() if k != "per_cell"})
+    return s_table, c_table, items, summary
+
+
+def _nearest_in(flat: np.ndarray, parts: list[tuple[np.ndarray, str]], searchers: dict[str, Any],
+                dim: int) -> dict[str, np.ndarray]:
+    """Each query's nearest training item among the seen and among the unseen ones (-1 and NaN
+    where a part is empty)."""
+    out: dict[str, np.ndarray] = {}
+    for idx, name in parts:
+        if searchers[name] is None:
+            out[f"nn_{name}"] = np.full(len(flat), -1, dtype=np.int64)
+            out[f"nn_{name}_l2"] = np.full(len(flat), np.nan)
+            continue
+        nb = searchers[name].search(flat, 1, show=False)
+        out[f"nn_{name}"] = idx[nb.index[:, 0]]
+        out[f"nn_{name}_l2"] = nb.l2[:, 0]
+    return out
 
 
 def _rates(s_table: pd.DataFrame, c_table: pd.DataFrame) -> dict[str, CriterionRate]:

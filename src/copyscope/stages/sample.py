@@ -46,7 +46,8 @@ class Sampler:
     generator: Generator
     plan: SamplingPlan
     model: dict[str, Any]
-    """family, train_size, the family facts and run, as the sample record stores them."""
+    """family, train_size, the family facts and run (its absolute path, so the run is found from
+    any directory), as the sample record stores them."""
     checkpoint: str
     checkpoint_sha256: str
     epoch: int | None
@@ -139,8 +140,8 @@ def open_sampler(source: Path, checkpoint: str | None, steps: int | None, ancest
         pipeline = load_pipeline(source, device)
         return Sampler(pipeline, pipeline.plan(steps, ancestral),
                        {"family": "pipeline", "train_size": None,
-                        **model_facts("pipeline", None), "run": str(source)},
-                       str(source), pipeline_hash(source), None, None)
+                        **model_facts("pipeline", None), "run": str(source.resolve())},
+                       str(source.resolve()), pipeline_hash(source), None, None)
     if not (source / "run.json").is_file():
         raise CopyscopeError(f"{source} is neither a training run (run.json with a train stage) "
                              "nor a diffusers pipeline directory (unet/ and scheduler/).")
@@ -150,9 +151,10 @@ def open_sampler(source: Path, checkpoint: str | None, steps: int | None, ancest
     meta = checkpoint_meta(path)
     trained = RunDir(source).read(TrainRecord)
     facts = {"family": model.name, "train_size": trained.train_size if trained else None,
-             **model_facts(model.name, model.config), "run": str(source)}
+             **model_facts(model.name, model.config), "run": str(source.resolve())}
     try:
         plan = model.plan(steps, ancestral)
     except CopyscopeError as e:
         raise CopyscopeError(f"{source}: {e}") from e
-    return Sampler(model, plan, facts, str(path), model_hash(path), meta.epoch, meta.step)
+    return Sampler(model, plan, facts, str(path.resolve()), model_hash(path), meta.epoch,
+                   meta.step)

@@ -1,6 +1,7 @@
 """The training stage: a seeded training subset in; safetensors checkpoints and run.json out.
 
-One loop serves every :class:`copyscope.models.base.Trainable` family. Training is resumable
+One loop serves every :class:`copyscope.models.base.Trainable` family (a family with nothing to
+optimise, such as gzip, keeps its training items as its one checkpoint). Training is resumable
 and exact: every random choice of epoch e (data order, noise, timesteps, dropout) is drawn from
 generators seeded with (seed, e), and each checkpoint is stored with the optimizer state, so a run
 interrupted at any point - ``kill -9`` included - and started again ends with the same weights,
@@ -28,7 +29,7 @@ from copyscope.errors import CopyscopeError
 from copyscope.files import atomic_path, save_npy
 from copyscope.hashing import jsonable, sha256_bytes
 from copyscope.models import family_class
-from copyscope.models.base import make_config, peak_memory_mb
+from copyscope.models.base import Trainable, make_config, peak_memory_mb
 from copyscope.models.checkpoints import (
     checkpoint_meta,
     checkpoint_name,
@@ -157,12 +158,17 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     device = device or default_device()
     torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
     model = family_class(config.family)(td.model_config).to(device)
-    optimizers = model.configure_optimizers()
-    start, step = _resume(run.path, model, optimizers, device)
     record = _started(run, config, td, device, sum(p.numel() for p in model.parameters()))
-    times = list(record.epoch_seconds or [])[:start]
-    _epochs(run, record, model, optimizers, to_nchw(td.subset.images, device), config,
-            start, step, times, show)
+    x = to_nchw(td.subset.images, device)
+    if isinstance(model, Trainable):
+        optimizers = model.configure_optimizers()
+        start, step = _resume(run.path, model, optimizers, device)
+        times = list(record.epoch_seconds or [])[:start]
+        _epochs(run, record, model, optimizers, x, config, start, step, times, show)
+    else:  # nothing to optimise (gzip): the model keeps its training items, checkpoint 0
+        began = time.perf_counter()
+        save_checkpoint(run.path / CHECKPOINTS / checkpoint_name(0), model, 0, 0, model.fit(x))
+        times = [time.perf_counter() - began]
     last = checkpoint_meta(find_checkpoint(run.path / CHECKPOINTS))
     record.status, record.epochs_done, record.steps_done = "complete", last.epoch, last.step
     record.final_loss = last.loss
