@@ -135,11 +135,12 @@ def _prompts(tr: TextRun, name: str, corpus: TextCorpus, index: SuffixIndex, set
              identity: TextExtractIdentity, show: bool) -> pd.DataFrame:
     """Every prompt of one set at every prefix length, decoded greedily and scored."""
     longest, suffix = max(identity.prefixes), identity.suffix
+    if not windows.valid_starts(corpus, longest + suffix).any():
+        raise CopyscopeError(f"{corpus.source}: no document is at least {longest + suffix} bytes "
+                             f"long, a prompt of {longest} bytes and its continuation of "
+                             f"{suffix}.")
     rng = np.random.default_rng([identity.seed, _KEY, set_no])
-    try:
-        first = windows.draw(corpus, longest + suffix, identity.prompts, rng)  # (n,)
-    except CopyscopeError as e:
-        raise CopyscopeError(f"{e} (a prompt needs {longest + suffix} bytes)") from e
+    first = windows.draw(corpus, longest + suffix, identity.prompts, rng)  # (n,)
     window = windows.gather(corpus, first, longest + suffix)  # (n, longest + suffix)
     truth = window[:, longest:]  # (n, suffix)
     doc = np.searchsorted(corpus.offsets, first, side="right") - 1

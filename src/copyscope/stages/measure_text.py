@@ -58,8 +58,10 @@ METHODS = ("model", *COMPRESSORS)
 TABLE, FILES, SUMMARY = "compression.parquet", "compression_files.parquet", "compression.json"
 
 
-def chunk_starts(corpus: TextCorpus, size: int = CHUNK_BYTES) -> tuple[np.ndarray, np.ndarray]:
-    """(doc, offset) of every whole ``size``-byte chunk of every document, in corpus order."""
+def chunk_starts(corpus: TextCorpus, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(doc, offset) of every whole chunk of ``size`` bytes (default CHUNK_BYTES) of every
+    document, in corpus order."""
+    size = CHUNK_BYTES if size is None else size
     per_doc = np.diff(corpus.offsets) // size  # (D,)
     doc = np.repeat(np.arange(len(per_doc)), per_doc)
     k = np.arange(len(doc)) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
