@@ -11,7 +11,9 @@ them) on ``--chunks`` seeded chunks of ``--heldout`` and of the training text, g
 byte on the same held-out chunks, and the greedy extraction rate at 32-byte prefixes (50 bytes
 must follow exactly; ``--prompts`` seeded training positions). Writes ``<out>/<name>.json``;
 ``--write`` puts every finished experiment under ``--out`` in the ``textlm-design`` section of
-benchmarks/RESULTS.md. CPU seconds, not wall seconds, because the machine is shared.
+benchmarks/RESULTS.md. ``--time-steps N`` only times N training steps of the configuration on
+random windows (after one warm-up step) and writes ``<out>/time-<name>.json``: the seconds per
+step of candidate sizes. CPU seconds, not wall seconds, because the machine is shared.
 """
 
 from __future__ import annotations
@@ -113,12 +115,49 @@ def experiment(args: argparse.Namespace) -> dict:
     return result
 
 
+def step_time(args: argparse.Namespace) -> dict:
+    """CPU seconds per training step of one configuration (random windows, one thread)."""
+    torch.set_num_threads(1)
+    config = make_config(TextLMConfig, parse_settings(args.set or []), "--set")
+    torch.manual_seed(0)
+    model = TextLM(config).train()
+    optimizers = model.configure_optimizers()
+    batch = torch.randint(0, 256, (args.batch_size, config.context), dtype=torch.uint8)
+    model.train_step(batch, optimizers)
+    began = time.process_time()
+    for _ in range(args.time_steps):
+        model.train_step(batch, optimizers)
+    seconds = (time.process_time() - began) / args.time_steps
+    result = {"name": args.name, "settings": parse_settings(args.set or []),
+              "batch_size": args.batch_size, "context": config.context,
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "cpu_s_per_step": round(seconds, 4),
+              "cpu_us_per_byte": round(1e6 * seconds / (args.batch_size * config.context), 1)}
+    write_json(args.out / f"time-{args.name}.json", result)
+    print(result)
+    return result
+
+
+def time_table(out: Path) -> str:
+    lines = ["| configuration | settings | parameters | batch × context | CPU s / step | "
+             "CPU µs / byte | CPU hours per epoch of shakespeare:train (8.07 MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for path in sorted(out.glob("time-*.json")):
+        r = json.loads(path.read_text())
+        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "defaults"
+        lines.append(f"| {r['name']} | {settings} | {r['parameters']:,} | "
+                     f"{r['batch_size']} × {r['context']} | {r['cpu_s_per_step']:.3f} | "
+                     f"{r['cpu_us_per_byte']:.0f} | "
+                     f"{8071732 * r['cpu_us_per_byte'] / 1e6 / 3600:.2f} |")
+    return "\n".join(lines)
+
+
 def table(out: Path) -> str:
     lines = ["| experiment | training text | settings | parameters | CPU s / step | steps | "
              "epochs | CPU s | held-out bit/byte | vs gzip | training bit/byte | "
              "extracted at 32 bytes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted(out.glob("*.json")):
+    for path in sorted(out.glob("[!t]*.json")):
         r = json.loads(path.read_text())
         last = r["curve"][-1]
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "defaults"
@@ -133,7 +172,7 @@ def table(out: Path) -> str:
 
 def section(out: Path) -> str:
     curves = []
-    for path in sorted(out.glob("*.json")):
+    for path in sorted(out.glob("[!t]*.json")):
         r = json.loads(path.read_text())
         points = "; ".join(f"{c['step']} / {c['cpu_s']:.0f} s: {c['heldout_bpb']:.3f} (train "
                            f"{c['train_bpb']:.3f}, extracted {c['extracted_32']:.0%})"
@@ -156,6 +195,10 @@ def section(out: Path) -> str:
         "Extraction: greedy decoding after a 32-byte training prefix reproduces the next 50 "
         "bytes exactly.",
         "",
+        "Seconds per training step (`--time-steps 4`; 4 layers unless said):",
+        "",
+        time_table(out),
+        "",
         table(out),
         "",
         "Curves (steps / CPU s: held-out bit/byte):",
@@ -177,12 +220,16 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("runs/textlm-design"))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--time-steps", type=int, default=0)
     ap.add_argument("--results", type=Path,
                     default=Path(__file__).resolve().parent / "RESULTS.md")
     args = ap.parse_args()
     if args.write:
         replace_section(args.results, "textlm-design", section(args.out))
         print(section(args.out))
+        return
+    if args.time_steps:
+        step_time(args)
         return
     experiment(args)
 
