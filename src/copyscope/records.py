@@ -488,6 +488,8 @@ class TextExtractRecord(Record):
     """``copyscope text extract``: the model, its training text and the held-out control."""
 
     stage: ClassVar[str] = "text_extract"
+    produces: ClassVar[tuple[str, ...]] = ("extraction.parquet",)
+    after: ClassVar[tuple[str, ...]] = ("train",)
     identity: TextExtractIdentity | None = None
     status: str = "started"
     model: dict[str, Any] | None = None
@@ -507,6 +509,7 @@ class ExtractionSummary(Record):
 
     stage: ClassVar[str] = "extraction"
     file: ClassVar[str | None] = "extraction.json"
+    after: ClassVar[tuple[str, ...]] = ("text_extract",)
     definition: str = ""
     prompts: dict[str, int] = field(default_factory=dict)
     """Prompts per set (train, heldout)."""
