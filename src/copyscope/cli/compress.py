@@ -106,5 +106,7 @@ def print_text_measure(summary: CompressionSummary, path: Path) -> None:
     console.print(table)
     auc = ", ".join(f"{k} {v['auc']:.3f} (TPR@1%FPR {v['tpr_at_1pct_fpr']:.3f})"
                     for k, v in (summary.membership or {}).items())
-    console.print(f"Held-out chunks: the model is {100 * rates['heldout']['model_vs_gzip']:.1f}% "
-                  f"below gzip. Membership AUC: {auc}. Written to [bold]{path}[/]")
+    gain = rates["heldout"]["model_vs_gzip"]
+    console.print(f"Held-out chunks: the model needs {100 * abs(gain):.1f}% "
+                  f"{'fewer' if gain >= 0 else 'more'} bits than gzip. Membership AUC: {auc}. "
+                  f"Written to [bold]{path}[/]")

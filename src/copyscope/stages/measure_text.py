@@ -196,7 +196,8 @@ def _files(tr: TextRun, sets: dict[str, TextCorpus], out: RunDir, key: str,
                        for c in COMPRESSORS}}
 
         parts = chunked(len(pick), 1, one, store=out.partial(f"compress-files-{name}-{key}"),
-                        desc=f"files {name}", show=show)
+                        desc=f"files {name}", show=show) or {
+            "bits_ideal": np.zeros(0), **{f"bits_{c}": np.zeros(0, np.int64) for c in COMPRESSORS}}
         rows.append(pd.DataFrame({"set": name, "doc": pick.astype(np.int64),
                                   "id": [corpus.ids[d] for d in pick],
                                   "bytes": np.diff(corpus.offsets)[pick], **parts}))
