@@ -96,7 +96,8 @@ class Record:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)
+                if not (f.metadata.get("optional") and getattr(value, f.name) is None)}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
@@ -410,6 +411,9 @@ class CompressIdentity:
     seed: int
     batch: int
     chunk: int
+    """Items per resumable part (images); for text, the bytes of a chunk."""
+    files: int | None = field(default=None, metadata=OPTIONAL)
+    """Text only: whole documents per set coded by the model (absent: all, or images)."""
 
 
 @dataclass
@@ -417,7 +421,7 @@ class CompressRecord(StageRecord):
     """``copyscope compress measure``: the model, the training and held-out items it coded."""
 
     stage: ClassVar[str] = "compress"
-    produces: ClassVar[tuple[str, ...]] = ("compression.parquet",)
+    produces: ClassVar[tuple[str, ...]] = ("compression.parquet", "compression_files.parquet")
     after: ClassVar[tuple[str, ...]] = ("train",)
     identity: CompressIdentity | None = None
     model: dict[str, Any] | None = None
@@ -441,6 +445,9 @@ class CompressionSummary(Record):
     """Per score: ROC AUC and TPR at 1% FPR of training against held-out items."""
     stored_bits: dict[str, Any] = field(default_factory=dict)
     """Per training item and in total, with its interval, beside the model's size in bits."""
+    kind: str | None = field(default=None, metadata=OPTIONAL)
+    """"text" for a text model (rates in bits per byte, on chunks and whole files); absent for
+    images."""
 
 
 # --- text ----------------------------------------------------------------------------------
@@ -507,6 +514,62 @@ class TextSummary(Record):
     """Per criterion: copies and copy rate with its Wilson interval, and where there is a
     held-out control, the false-positive rate with its interval."""
     novelty: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextExtractIdentity:
+    model: str
+    """The checkpoint's content hash."""
+    train: str
+    """Content hash of the model's training documents (the prompts' source and the counts')."""
+    heldout: str | None
+    prompts: int
+    prefixes: list[int]
+    suffix: int
+    seed: int
+    batch: int
+
+
+@dataclass
+class TextExtractRecord(Record):
+    """``copyscope text extract``: the model, its training text and the held-out control."""
+
+    stage: ClassVar[str] = "text_extract"
+    produces: ClassVar[tuple[str, ...]] = ("extraction.parquet",)
+    after: ClassVar[tuple[str, ...]] = ("train",)
+    identity: TextExtractIdentity | None = None
+    status: str = "started"
+    model: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    timings_s: dict[str, float] | None = None
+
+
+@dataclass
+class ExtractionSummary(Record):
+    """extraction.json: k-extractability by prefix length and by how often the continuation
+    occurs in the training text, training prompts against held-out ones."""
+
+    stage: ClassVar[str] = "extraction"
+    file: ClassVar[str | None] = "extraction.json"
+    after: ClassVar[tuple[str, ...]] = ("text_extract",)
+    definition: str = ""
+    prompts: dict[str, int] = field(default_factory=dict)
+    """Prompts per set (train, heldout)."""
+    prefixes: list[int] = field(default_factory=list)
+    suffix: int = 0
+    model_context: int | None = None
+    """Bytes the model sees at most (a longer prompt is seen through its sliding window); None
+    for gzip, whose window is DEFLATE's 32 KiB."""
+    by_prefix: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """set -> prefix length -> extracted count, rate, Wilson 95% interval, mean bytes matched."""
+    by_count: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    """set -> prefix length -> occurrence bin of the continuation -> the same."""
+    count_bins: list[str] = field(default_factory=list)
 
 
 # --- Parquet tables ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``copyscope sample``: generate images from a training run or a diffusers pipeline directory."""
+"""``copyscope sample``: generate images (or texts) from a training run or a diffusers pipeline
+directory."""
 
 from __future__ import annotations
 
@@ -38,5 +39,9 @@ def sample_command(
 
     path = sample(source, n, out=out, checkpoint=checkpoint, steps=steps, ancestral=ancestral,
                   seed=seed, batch_size=batch_size, device=device, force=force)
+    if any((path / "samples").glob("*.jsonl")):
+        say("{n:,} texts in [bold]{path}[/] (check them with copyscope text spans INDEX "
+            "--texts {path} --out {path}/spans)", n=n, path=path)
+        return
     say("{n:,} samples in [bold]{path}[/] (audit them with copyscope audit --samples {path} "
         "--out {path})", n=n, path=path)

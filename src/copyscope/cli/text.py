@@ -1,4 +1,5 @@
-"""``copyscope text``: index a corpus; find generated texts' verbatim spans in it."""
+"""``copyscope text``: index a corpus; find generated texts' verbatim spans in it; measure how
+much of a text model's training text greedy decoding extracts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from copyscope.cli.common import console, markup, say
 
 if TYPE_CHECKING:
+    from copyscope.stages.extract import Extraction
     from copyscope.stages.text import TextSpans
 
 Opt = typer.Option
@@ -65,6 +67,47 @@ def spans_command(
     result = find_spans(index, texts, out, column, id_column, min_length,
                         None if heldout == "none" else heldout, heldout_q, force)
     print_summary(result)
+
+
+@app.command("extract")
+def extract_command(
+    run: Annotated[Path, typer.Argument(help="A text model's training run (copyscope train "
+                                        "--family textlm, or gzip on text).")],
+    out: Annotated[Path, Opt("--out", "-o", help="Run directory to write (extraction.parquet, "
+                             "extraction.json).")],
+    heldout: Annotated[str, Opt(help="Held-out text the model never saw (the control): a "
+                                "corpus SPEC, 'auto' (shakespeare:heldout for a model of "
+                                "shakespeare:train) or 'none'.")] = "auto",
+    prompts: Annotated[int, Opt(help="Prompts per set (training text, held-out text), at "
+                                "seeded positions.")] = 500,
+    prefix: Annotated[list[int] | None, Opt(help="Prefix length in bytes, repeatable "
+                                            "(default 32, 64, 128, 256).")] = None,
+    suffix: Annotated[int, Opt(help="Bytes greedy decoding must reproduce exactly.")] = 50,
+    seed: Annotated[int, Opt(help="Seed of the prompt positions.")] = 0,
+    checkpoint: Annotated[str | None, Opt(help="Checkpoint (default: newest).")] = None,
+    force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
+) -> None:
+    """k-extractability (Carlini et al. 2022): does greedy decoding continue training prefixes
+    with the training text, and how often does it do so for held-out text?"""
+    from copyscope.stages.extract import PREFIXES, extract
+
+    result = extract(run, out, None if heldout == "none" else heldout, prompts,
+                     tuple(prefix or PREFIXES), suffix, seed, checkpoint=checkpoint, force=force)
+    print_extraction(result)
+
+
+def print_extraction(result: Extraction) -> None:
+    s = result.summary
+    table = Table(title=f"Greedy decoding reproduces the next {s.suffix} bytes "
+                  f"(model context {s.model_context or '-'} bytes)")
+    for col in ("prefix bytes", *(f"{name} prompts" for name in s.by_prefix)):
+        table.add_column(col, justify="right")
+    for k in map(str, s.prefixes):
+        table.add_row(k, *(f"{r[k]['extracted']:,} / {r[k]['n']:,}: "
+                           f"{_rate(r[k]['rate'], r[k]['ci95'])}" for r in s.by_prefix.values()))
+    console.print(table)
+    console.print(f"Written to [bold]{result.path}[/]: extraction.parquet, extraction.json, "
+                  "run.json")
 
 
 def print_summary(result: TextSpans) -> None:

@@ -20,13 +20,16 @@ def train_command(
                                + ".")],
     out: Annotated[Path, Opt("--out", "-o", help="Run directory to write (checkpoints/, "
                              "run.json).")],
-    train: Annotated[str, Opt("--train", "-t", help=f"Training set: {SPEC_HELP}.")]
-    = "mnist:train",
+    train: Annotated[str, Opt("--train", "-t", help=f"Training set: {SPEC_HELP}; for a text "
+                              "family (textlm, or gzip given text) a text corpus: shakespeare, "
+                              "shakespeare:train, a folder of .txt files, .txt, .jsonl, .csv, "
+                              ".parquet.")] = "mnist:train",
     size: Annotated[int | None, Opt(help="Train on a seeded, class-balanced subset of this many "
-                                    "images (default: all of --train).")] = None,
+                                    "images, or documents of a corpus (default: all of "
+                                    "--train).")] = None,
     epochs: Annotated[int, Opt(help="Epochs (passes over the subset); more than a finished run "
                                "had continues it.")] = 1,
-    batch_size: Annotated[int, Opt(help="Images per step.")] = 64,
+    batch_size: Annotated[int, Opt(help="Images (or text windows) per step.")] = 64,
     seed: Annotated[int, Opt(help="Seed of the subset and of every random choice.")] = 0,
     checkpoint_every: Annotated[int, Opt(help="Save a checkpoint every N epochs (and after "
                                          "the last).")] = 1,
@@ -48,9 +51,10 @@ def train_command(
     path = train_model(config, out, device=device, force=force)
     record = RunDir(path).read(TrainRecord)
     assert record is not None and record.steps_done is not None
-    say("trained {family} on {r.train_size:,} images for {r.epochs_done} epochs "
+    items = "documents" if (record.inputs or {}).get("kind") == "text" else "images"
+    say("trained {family} on {r.train_size:,} {items} for {r.epochs_done} epochs "
         "({r.steps_done:,} steps, final loss {r.final_loss:.4f}): [bold]{path}[/]",
-        family=family, r=record, path=path)
+        family=family, r=record, items=items, path=path)
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:

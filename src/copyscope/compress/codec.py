@@ -14,6 +14,10 @@ on one thread while coding: the floats depend on the thread count (1 against 2 t
 probabilities by 3e-7 here, enough to derail a decode). The file carries the sha256 of the
 pixels, so a decode whose floats still drift (another CPU's kernels, another library version) is
 refused rather than returning wrong pixels.
+
+Texts are byte sequences, uint8 (N, L), all N of one length L; the header records them as
+images of shape (1, L, 1), a single row (so L is at most 65,535), and the model builds them with
+``autoregress(n, choose, length=L)``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import torch
 
 from copyscope.compress.format import HEADER_BYTES, Header, pack, pixels_sha256, unpack
 from copyscope.errors import CopyscopeError
-from copyscope.models.base import DensityModel
+from copyscope.models.base import TEXT, DensityModel, data_kind
 from copyscope.progress import bar
 
 BATCH = 200
+MAX_LENGTH = 65535  # the longest text a header's 2-byte width records
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
@@ -72,12 +77,32 @@ def image_shape(model: DensityModel) -> tuple[int, int, int]:
     return (config.image_size, config.image_size, config.channels)
 
 
+def header_shape(model: DensityModel, items: np.ndarray) -> tuple[int, int, int]:
+    """The shape a .cs header records: the model's (H, W, C), or (1, L, 1) for texts of L
+    bytes."""
+    return (1, items.shape[1], 1) if data_kind(model) == TEXT else image_shape(model)
+
+
+def _autoregress(model: DensityModel, n: int, choose: Callable[[torch.Tensor], torch.Tensor],
+                 shape: tuple[int, int, int]) -> torch.Tensor:
+    """The model's one autoregressive pass over ``n`` items of the header's ``shape``."""
+    if data_kind(model) == TEXT:
+        return model.autoregress(n, choose, length=shape[1])  # type: ignore[call-arg]
+    return model.autoregress(n, choose)
+
+
 def check_images(model: DensityModel, images: np.ndarray, where: str) -> np.ndarray:
-    """uint8 (N, H, W, C) images of the model's shape, else one sentence naming ``where``."""
+    """uint8 (N, H, W, C) images of the model's shape (texts: uint8 bytes (N, L)), else one
+    sentence naming ``where``."""
     a = np.asarray(images)
     if a.dtype != np.uint8:
         raise CopyscopeError(f"{where} holds {a.dtype} values; the codec takes uint8 pixels "
                              "(0-255).")
+    if data_kind(model) == TEXT:
+        if a.ndim != 2 or len(a) == 0 or not 1 <= a.shape[1] <= MAX_LENGTH:
+            raise CopyscopeError(f"{where} has shape {a.shape}; this model codes texts as bytes "
+                                 f"(N, L), L from 1 to {MAX_LENGTH:,}.")
+        return np.ascontiguousarray(a)
     if a.ndim == 3:
         a = a[..., None]
     shape = image_shape(model)
@@ -129,11 +154,12 @@ def encode(model: DensityModel, model_sha256: str, images: np.ndarray, batch: in
     with torch.inference_mode(), one_thread():
         for s in range(0, len(images), batch):
             part = images[s : s + batch]
-            model.autoregress(len(part), _teacher(part, step))
+            _autoregress(model, len(part), _teacher(part, step), header_shape(model, images))
             progress.update(len(part))
     progress.close()
     payload = encoder.get_compressed().astype("<u4").tobytes()
-    header = Header(model_sha256, len(images), image_shape(model), batch, pixels_sha256(images))
+    header = Header(model_sha256, len(images), header_shape(model, images), batch,
+                    pixels_sha256(images))
     return Encoded(pack(header, payload), ideal, len(images))
 
 
@@ -143,7 +169,8 @@ def read_header(data: bytes, where: str = "the file") -> Header:
 
 def decode(model: DensityModel, model_sha256: str, data: bytes, where: str = "the file",
            show: bool = True) -> np.ndarray:
-    """The uint8 images (N, H, W, C) a .cs file holds, bit-exact, or one sentence saying why not:
+    """The uint8 images (N, H, W, C) (texts: (N, L)) a .cs file holds, bit-exact, or one
+    sentence saying why not:
     not a .cs file, another format version, truncated or corrupt, made by another model, or
     decoded pixels that fail the file's checksum."""
     header, payload = unpack(data, where)
@@ -151,7 +178,11 @@ def decode(model: DensityModel, model_sha256: str, data: bytes, where: str = "th
         raise CopyscopeError(f"{where} was made by another model (checkpoint sha256 "
                              f"{header.model_sha256[:12]}…, not {model_sha256[:12]}…); decode it "
                              "with the model that encoded it.")
-    if header.shape != image_shape(model):
+    text = data_kind(model) == TEXT
+    if text and (header.shape[0], header.shape[2]) != (1, 1):
+        raise CopyscopeError(f"{where} holds images of shape {header.shape}; this model codes "
+                             "texts.")
+    if not text and header.shape != image_shape(model):
         raise CopyscopeError(f"{where} holds images of shape {header.shape}; this model codes "
                              f"{image_shape(model)}.")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
@@ -166,7 +197,7 @@ def decode(model: DensityModel, model_sha256: str, data: bytes, where: str = "th
         with torch.inference_mode(), one_thread():
             for s in range(0, header.count, header.batch):
                 n = min(header.batch, header.count - s)
-                parts.append(model.autoregress(n, choose).numpy())
+                parts.append(_autoregress(model, n, choose, header.shape).numpy())
                 progress.update(n)
     except (ValueError, RuntimeError) as e:
         raise CopyscopeError(f"{where} is corrupt: its payload does not decode ({e}).") from e
@@ -219,7 +250,7 @@ def code_lengths(model: DensityModel, images: np.ndarray, batch: int = BATCH,
                 for k, encoder in enumerate(encoders):
                     encoder.encode(symbols[k : k + 1], _CATEGORICAL, p[k : k + 1])
 
-            model.autoregress(len(part), _teacher(part, step))
+            _autoregress(model, len(part), _teacher(part, step), header_shape(model, images))
             coded[s : s + len(part)] = [32 * len(e.get_compressed()) for e in encoders]
             progress.update(len(part))
     progress.close()

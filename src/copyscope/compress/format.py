@@ -5,7 +5,7 @@
          4      2  format version (1)
          6     32  sha256 of the model's checkpoint file: only that model can decode the payload
         38      4  number of images
-        42      6  height, width, channels (2 bytes each)
+        42      6  height, width, channels (2 bytes each; texts of L bytes: 1, L, 1)
         48      4  images coded together (the batch grouping the decoder must repeat)
         52     32  sha256 of the pixels, uint8 (N, H, W, C): a decode that does not reproduce them
                    is refused, whatever the reason (for example a machine whose floats differ)

@@ -82,6 +82,20 @@ def _load_base(base: str, column: str | None, id_column: str | None, segments: b
                          ".jsonl, .csv or .parquet file.")
 
 
+def is_text_spec(spec: str | Path) -> bool:
+    """Does a SPEC name text (a corpus, a text file or table, generated texts) rather than
+    images? Decided by name and suffix alone, without loading anything."""
+    base, _ = parse(str(spec))
+    path = Path(base)
+    if base.partition(":")[0] in CORPORA and not path.exists():
+        return True
+    if not path.exists() and ":" in base:
+        path = Path(base.rpartition(":")[0])  # file.jsonl:COLUMN
+    if path.is_dir():
+        return any(path.glob("*.txt")) or any((path / SAMPLES_DIR).glob("*.jsonl"))
+    return path.suffix.lower() in {".txt", *TABLE_SUFFIXES}
+
+
 def load_run_texts(run: Path) -> TextCorpus:
     """The generated texts of a run directory: ``samples/*.jsonl`` shards in name order.
 

@@ -1,4 +1,5 @@
-"""Generative model families that train on an image set and generate new images.
+"""Generative model families that train on an image set (or a text corpus) and generate new
+images (or texts).
 
 Each family registers here with the facts that place one of its models in a comparison (a GAN's
 dropout, say): the sample stage records them, and the trend tables, the report and the study
@@ -28,13 +29,17 @@ class Family:
     """The sampler's default step count; None where sampling has no steps to choose."""
     facts: tuple[str, ...] = ()
     """Config settings that place a model in a comparison (columns of the trend tables)."""
+    data: tuple[str, ...] = ("images",)
+    """What it trains on: "images" (an image SPEC), "text" (a text corpus SPEC), or either."""
 
 
 FAMILIES = {
     "diffusion": Family("copyscope.models.diffusion:Diffusion", "ddim", default_steps=50),
     "gan": Family("copyscope.models.gan:DCGAN", "latent", facts=("dropout",)),
     "pixelcnn": Family("copyscope.models.pixelcnn:GatedPixelCNN", "autoregressive"),
-    "gzip": Family("copyscope.models.gzipmodel:GzipModel", "autoregressive"),
+    "gzip": Family("copyscope.models.gzipmodel:GzipModel", "autoregressive",
+                   data=("images", "text")),
+    "textlm": Family("copyscope.models.textlm:TextLM", "autoregressive", data=("text",)),
 }
 
 

@@ -6,8 +6,14 @@ protocols it implements:
 - :class:`Generator`: makes new images (every family; also a user's diffusers pipeline).
 - :class:`Trainable`: learns by optimisation steps (diffusion, GAN, PixelCNN; a compressor
   used as a generator has nothing to optimise).
-- :class:`DensityModel`: exact discrete likelihoods, symbol by symbol (the PixelCNN): what an
-  arithmetic coder and a likelihood test need. Coders depend on this protocol, never on a family.
+- :class:`DensityModel`: exact discrete likelihoods, symbol by symbol (the PixelCNN, gzip, the
+  text LM): what an arithmetic coder and a likelihood test need. Coders depend on this protocol,
+  never on a family.
+
+A family models images (uint8 (N, H, W, C)) or texts: byte sequences, uint8 (N, L), whose
+length is the data's, not the model's. A text family says so with ``kind = TEXT``
+(:func:`data_kind`); its ``autoregress`` then takes the ``length`` to build and a ``prefix`` to
+continue, and ``train_step`` gets windows of ``window`` bytes (B, window).
 
 ``state_dict()`` holds every weight a checkpoint stores. All randomness in ``train_step`` comes
 from torch's global generator, which the training loop seeds per epoch, so a resumed run repeats
@@ -26,6 +32,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 
 from copyscope.errors import CopyscopeError
+
+IMAGES, TEXT = "images", "text"
+"""What a model's items are: the two data kinds."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ class Generator(Protocol):
 
     def generate(self, n: int, generator: torch.Generator, steps: int | None = None
                  ) -> torch.Tensor:
-        """``n`` new images as uint8 (n, H, W, C); ``steps`` is the plan's step count."""
+        """``n`` new images as uint8 (n, H, W, C), or texts as uint8 bytes (n, L); ``steps`` is
+        the plan's step count."""
         ...
 
 
@@ -66,20 +76,23 @@ class Trainable(Protocol):
 
     def train_step(self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]
                    ) -> dict[str, float]:
-        """One optimisation step on a uint8 batch (B, C, H, W); returns losses, ``loss`` first."""
+        """One optimisation step on a uint8 batch (B, C, H, W), or (B, window) byte windows for
+        text; returns losses, ``loss`` first."""
         ...
 
 
 @runtime_checkable
 class DensityModel(Protocol):
     """An exact discrete distribution over uint8 symbols in a fixed order (raster order for
-    images): what an arithmetic coder, a likelihood test and an autoregressive sampler need."""
+    images, byte order for text): what an arithmetic coder, a likelihood test and an
+    autoregressive sampler need."""
 
     levels: ClassVar[int]
     """Symbols per position (256 for 8-bit pixels)."""
 
     def conditionals(self, x: torch.Tensor) -> torch.Tensor:
-        """p(x_i = k | x_<i) at every position: x uint8 (B, C, H, W) -> float (B, H, W, levels)."""
+        """p(x_i = k | x_<i) at every position: x uint8 (B, C, H, W) -> float (B, H, W, levels);
+        for text (B, L) -> (B, L, levels)."""
         ...
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,8 +103,14 @@ class DensityModel(Protocol):
                     ) -> torch.Tensor:
         """Build ``n`` items symbol by symbol in order: at each position ``choose`` receives the
         (n, levels) conditional probabilities and returns the (n,) symbols taken (a seeded draw
-        when sampling, the decoder's symbol when decoding). Returns uint8 (n, H, W, C)."""
+        when sampling, the decoder's symbol when decoding). Returns uint8 (n, H, W, C), or
+        (n, L) for text."""
         ...
+
+
+def data_kind(model: Any) -> str:
+    """IMAGES or TEXT: what a model's items are (families that say nothing model images)."""
+    return getattr(model, "kind", IMAGES)
 
 
 def one_shot(name: str) -> Callable[[Any, int | None, bool], SamplingPlan]:

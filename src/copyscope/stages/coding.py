@@ -36,7 +36,7 @@ def open_model(run: str | Path, checkpoint: str | None = None, device: str = "cp
     model, path = load_model(Path(run), checkpoint, device)
     if not isinstance(model, DensityModel):
         raise CopyscopeError(f"{run} is a {model.name} model, which has no exact likelihood; "
-                             "coding needs a density model (pixelcnn or gzip).")
+                             "coding needs a density model (pixelcnn, gzip or textlm).")
     return LoadedModel(model, path, model_hash(path), model.name)
 
 

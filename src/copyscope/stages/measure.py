@@ -11,6 +11,9 @@ classical compressors, membership, and the bits the model stores about each trai
     <out>/run.json              stage "compress" (CompressRecord): model, inputs with hashes,
                                 settings, timings
 
+A text model's run (trained on text) is measured in bits per byte on 2,048-byte chunks and whole
+documents instead: :mod:`copyscope.stages.measure_text`.
+
 Per-item coding runs chunk by chunk and each finished chunk is kept under ``.partial/``, so an
 interrupted measure resumes where it stopped.
 """
@@ -35,6 +38,8 @@ from copyscope.hashing import fingerprint
 from copyscope.records import CompressIdentity, CompressionSummary, CompressRecord, TrainRecord
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
 from copyscope.stages.coding import LoadedModel, open_model
+from copyscope.stages.measure_text import measure_text
+from copyscope.stages.textrun import is_text_run
 from copyscope.stages.train import INDICES, subset_indices
 
 CHUNK = 1000
@@ -50,18 +55,26 @@ class MeasureResult:
     summary: CompressionSummary
 
 
-def measure(run: str | Path, out: str | Path, heldout: str = "mnist:test",
+def measure(run: str | Path, out: str | Path, heldout: str | None = None,
             train: str | None = None, checkpoint: str | None = None, limit: int | None = None,
             seed: int = 0, batch: int = BATCH, force: bool = False,
-            show: bool = True) -> MeasureResult:
-    """Measure a density model's code lengths on its training items and on held-out items.
+            show: bool = True, files: int | None = None) -> MeasureResult:
+    """Measure a density model's code lengths on its training items and on held-out items
+    (default mnist:test; for a text model, the held-out split of its corpus).
 
     ``train`` defaults to the items the model was trained on (its ``train_indices.npy``).
     ``heldout`` may be the very set the model's subset was drawn from (``mnist:train`` for a
     300-image model): its unseen rest is then the control, from the same source as the training
-    items. ``limit`` keeps a seeded class-balanced sample of at most that many items of each set.
+    items. ``limit`` keeps a seeded class-balanced sample of at most that many items of each set
+    (text: chunks); ``files`` (text only) the number of whole documents per set the model codes.
     """
     run = Path(run)
+    if is_text_run(run):
+        return MeasureResult(*measure_text(run, out, heldout, train, checkpoint, limit, files,
+                                           seed, batch, force, show))
+    if files is not None:
+        raise CopyscopeError("--files is for text runs; this run trained on images.")
+    heldout = "mnist:test" if heldout is None else heldout
     loaded = open_model(run, checkpoint)
     sets = _sets(run, train, heldout, limit, seed)
     for name, (images, _) in sets.items():

@@ -1,6 +1,8 @@
 """The sampling stage: a trained model (or a user's diffusers pipeline) in; uint8 shards out.
 
-    <out>/samples/shard-00000.npy ...   uint8 (N, H, W), or (N, H, W, C) for colour
+    <out>/samples/shard-00000.npy ...   uint8 (N, H, W), or (N, H, W, C) for colour; a text
+                                        model's texts as bytes (N, L), each shard with its
+                                        .jsonl view beside it (data.shards.text_view)
     <out>/run.json                      stage "sample" (SampleRecord): model, checkpoint, sampler
 
 Shard k is drawn from a generator seeded with (seed, k), so an interrupted run resumes shard by
@@ -20,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from copyscope.data.shards import SAMPLES_DIR
+from copyscope.data.shards import SAMPLES_DIR, text_view
 from copyscope.errors import CopyscopeError
 from copyscope.files import save_npy
 from copyscope.models import model_facts
-from copyscope.models.base import Generator, SamplingPlan, peak_memory_mb
+from copyscope.models.base import TEXT, Generator, SamplingPlan, data_kind, peak_memory_mb
 from copyscope.models.checkpoints import checkpoint_meta, model_hash
 from copyscope.models.pipeline import is_pipeline, load_pipeline, pipeline_hash
 from copyscope.progress import bar
@@ -112,7 +114,10 @@ def _draw_shards(run: RunDir, sampler: Sampler, n: int, seed: int, batch_size: i
         for k, first in enumerate(range(0, n, SHARD)):
             size = min(SHARD, n - first)
             path = run.file(SAMPLES_DIR) / f"shard-{k:05d}.npy"
+            text = data_kind(sampler.generator) == TEXT
             if path.exists():
+                if text and not path.with_suffix(".jsonl").exists():
+                    text_view(path)
                 progress.update(size)
                 continue
             rng = torch.Generator().manual_seed(derived_seed(seed, k, SAMPLE))
@@ -121,7 +126,10 @@ def _draw_shards(run: RunDir, sampler: Sampler, n: int, seed: int, batch_size: i
                 parts.append(sampler.generate(min(batch_size, size - b), rng).numpy())
                 progress.update(len(parts[-1]))
             images = np.concatenate(parts)
-            save_npy(path, images[..., 0] if images.shape[-1] == 1 else images)
+            save_npy(path, images[..., 0] if images.ndim == 4 and images.shape[-1] == 1
+                     else images)
+            if text:
+                text_view(path)
             drawn += size
     progress.close()
     return drawn

@@ -1,11 +1,15 @@
 """The training stage: a seeded training subset in; safetensors checkpoints and run.json out.
 
 One loop serves every :class:`copyscope.models.base.Trainable` family (a family with nothing to
-optimise, such as gzip, keeps its training items as its one checkpoint). Training is resumable
-and exact: every random choice of epoch e (data order, noise, timesteps, dropout) is drawn from
-generators seeded with (seed, e), and each checkpoint is stored with the optimizer state, so a run
-interrupted at any point - ``kill -9`` included - and started again ends with the same weights,
-bit for bit on CPU, as one that was never interrupted.
+optimise, such as gzip, keeps its training items as its one checkpoint). Image families train on
+batches of a seeded image subset; a text family (``FAMILIES[...].data``) trains on a text corpus
+SPEC, its subset a seeded set of documents, each epoch a seeded draw of byte windows from inside
+single documents (:mod:`copyscope.data.windows`, which defines an epoch; run.json records it).
+
+Training is resumable and exact: every random choice of epoch e (data order, windows, noise,
+timesteps, dropout) is drawn from generators seeded with (seed, e), and each checkpoint is stored
+with the optimizer state, so a run interrupted at any point - ``kill -9`` included - and started
+again ends with the same weights, bit for bit on CPU, as one that was never interrupted.
 
     runs/<name>/
       run.json                          stage "train" (TrainRecord): family, config, data, seed
@@ -17,6 +21,7 @@ bit for bit on CPU, as one that was never interrupted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from copyscope.data import ImageSet, load
+from copyscope.data import ImageSet, load, windows
+from copyscope.data.corpus import TextCorpus, require_text
+from copyscope.data.textspec import is_text_spec, load_corpus
 from copyscope.errors import CopyscopeError
 from copyscope.files import atomic_path, save_npy
 from copyscope.hashing import jsonable, sha256_bytes
-from copyscope.models import family_class
-from copyscope.models.base import Trainable, make_config, peak_memory_mb
+from copyscope.models import FAMILIES, family_class
+from copyscope.models.base import IMAGES, TEXT, Trainable, make_config, peak_memory_mb
 from copyscope.models.checkpoints import (
     checkpoint_meta,
     checkpoint_name,
@@ -84,12 +91,24 @@ class TrainConfig:
 class TrainingData:
     """The subset a run trains on, and the identity it gives the run."""
 
-    data: ImageSet
-    """The whole training SPEC."""
+    data: ImageSet | TextCorpus
+    """The whole training SPEC: images, or a text corpus for a text family."""
     indices: np.ndarray
-    subset: ImageSet
+    subset: ImageSet | TextCorpus
     model_config: Any
     identity: TrainIdentity
+
+    @property
+    def kind(self) -> str:
+        return TEXT if isinstance(self.data, TextCorpus) else IMAGES
+
+
+@dataclass(frozen=True)
+class Batches:
+    """What training iterates over: ``per_epoch`` uint8 batches, epoch e's from ``of(e)``."""
+
+    per_epoch: int
+    of: Callable[[int], Iterator[torch.Tensor]]
 
 
 def training_data(config: TrainConfig) -> TrainingData:
@@ -97,7 +116,7 @@ def training_data(config: TrainConfig) -> TrainingData:
     config.validate()
     cls = family_class(config.family)
     model_config = make_config(cls.Config, config.model, f"settings of family {config.family}")
-    data = load(config.train)
+    data = load_training_set(config.family, config.train)
     indices = subset_indices(data, config.size, config.seed)
     identity = TrainIdentity(
         family=config.family, model=jsonable(asdict(model_config)), train=data.sha256,
@@ -106,8 +125,18 @@ def training_data(config: TrainConfig) -> TrainingData:
     return TrainingData(data, indices, data.select(indices), model_config, identity)
 
 
-def subset_indices(images: ImageSet, size: int | None, seed: int) -> np.ndarray:
-    """A seeded subset of ``size`` items, class-balanced where the labels and size allow.
+def load_training_set(family: str, spec: str) -> ImageSet | TextCorpus:
+    """The training SPEC as the family takes it: images, or a text corpus (a family that takes
+    either, such as gzip, gets text when the SPEC names text)."""
+    kinds = FAMILIES[family].data
+    if TEXT in kinds and (kinds == (TEXT,) or is_text_spec(spec)):
+        return require_text(load_corpus(spec))
+    return load(spec)
+
+
+def subset_indices(images: ImageSet | TextCorpus, size: int | None, seed: int) -> np.ndarray:
+    """A seeded subset of ``size`` items (images, or a corpus's documents), class-balanced where
+    the labels and size allow.
 
     Each class gets ``size // classes`` items and a random ``size % classes`` classes one more;
     a class with too few items gives what it has and the rest is drawn from the other classes.
@@ -116,17 +145,19 @@ def subset_indices(images: ImageSet, size: int | None, seed: int) -> np.ndarray:
     n = len(images)
     if size is None or size == n:
         return np.arange(n)
+    what = "documents" if isinstance(images, TextCorpus) else "images"
     if size > n:
-        raise CopyscopeError(f"{images.source} holds {n:,} images; cannot draw {size:,}.")
+        raise CopyscopeError(f"{images.source} holds {n:,} {what}; cannot draw {size:,}.")
     rng = np.random.default_rng([seed, 0x5B5E7])
-    if images.labels is None:
+    labels = getattr(images, "labels", None)
+    if labels is None:
         return np.sort(rng.choice(n, size, replace=False))
-    classes = np.unique(images.labels)
+    classes = np.unique(labels)
     quota = np.full(len(classes), size // len(classes))
     quota[rng.choice(len(classes), size % len(classes), replace=False)] += 1
     chosen = []
     for c, q in zip(classes, quota, strict=True):
-        members = np.flatnonzero(images.labels == c)
+        members = np.flatnonzero(labels == c)
         chosen.append(rng.choice(members, min(q, len(members)), replace=False))
     picked = np.concatenate(chosen)
     if len(picked) < size:
@@ -158,16 +189,19 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     device = device or default_device()
     torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
     model = family_class(config.family)(td.model_config).to(device)
-    record = _started(run, config, td, device, sum(p.numel() for p in model.parameters()))
-    x = to_nchw(td.subset.images, device)
+    record = _started(run, config, td, device, model)
     if isinstance(model, Trainable):
         optimizers = model.configure_optimizers()
         start, step = _resume(run.path, model, optimizers, device)
         times = list(record.epoch_seconds or [])[:start]
-        _epochs(run, record, model, optimizers, x, config, start, step, times, show)
+        batches = _batches(td, config, device, getattr(model, "window", 0))
+        _epochs(run, record, model, optimizers, batches, config, start, step, times, show)
     else:  # nothing to optimise (gzip): the model keeps its training items, checkpoint 0
         began = time.perf_counter()
-        save_checkpoint(run.path / CHECKPOINTS / checkpoint_name(0), model, 0, 0, model.fit(x))
+        items = (torch.from_numpy(td.subset.data.copy()) if isinstance(td.subset, TextCorpus)
+                 else to_nchw(td.subset.images, device))
+        save_checkpoint(run.path / CHECKPOINTS / checkpoint_name(0), model, 0, 0,
+                        model.fit(items))
         times = [time.perf_counter() - began]
     last = checkpoint_meta(find_checkpoint(run.path / CHECKPOINTS))
     record.status, record.epochs_done, record.steps_done = "complete", last.epoch, last.step
@@ -181,15 +215,50 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     return run.path
 
 
+def _batches(td: TrainingData, config: TrainConfig, device: str, window: int) -> Batches:
+    """Epoch e's batches: of the image subset (a seeded permutation), or of byte windows drawn
+    from the subset's documents (:mod:`copyscope.data.windows`)."""
+    if isinstance(td.subset, TextCorpus):
+        corpus = td.subset
+        count = windows.windows_per_epoch(corpus, window, config.batch_size)
+        return Batches(
+            -(-count // config.batch_size),
+            lambda e: (torch.from_numpy(windows.gather(corpus, first, window)).to(device)
+                       for first in windows.epoch_windows(corpus, window, config.batch_size,
+                                                          config.seed, e)))
+    x = to_nchw(td.subset.images, device)
+    return Batches(len(epoch_batches(len(x), config.batch_size, config.seed, 0)),
+                   lambda e: (x[torch.from_numpy(idx).to(x.device)]
+                              for idx in epoch_batches(len(x), config.batch_size, config.seed, e)))
+
+
+def _text_inputs(td: TrainingData, config: TrainConfig, model: torch.nn.Module
+                 ) -> dict[str, Any]:
+    """What a text run's record adds to its inputs: the data kind and what an epoch is."""
+    if not isinstance(td.subset, TextCorpus):
+        return {}
+    out: dict[str, Any] = {"kind": TEXT, "train_bytes": td.subset.nbytes}
+    window = getattr(model, "window", None)
+    if window is not None:
+        out["epoch"] = {
+            "window_bytes": window,
+            "windows": windows.windows_per_epoch(td.subset, window, config.batch_size),
+            "definition": "ceil(B / window) windows (at least one batch), B the bytes of the "
+                          "documents at least one window long; each window's start uniform over "
+                          "every start inside one such document, seeded with (seed, epoch)"}
+    return out
+
+
 def _started(run: RunDir, config: TrainConfig, td: TrainingData, device: str,
-             parameters: int) -> TrainRecord:
+             model: torch.nn.Module) -> TrainRecord:
     """The run's record as training starts (or resumes), keeping what earlier epochs measured."""
     before = run.read(TrainRecord)
+    parameters = sum(p.numel() for p in model.parameters())
     return TrainRecord(
         identity=td.identity, status="started", family=config.family,
         config=jsonable({**asdict(config), "model": asdict(td.model_config)}),
         inputs={"train": td.data.describe(), "indices": INDICES, "train_size": len(td.subset),
-                "indices_sha256": td.identity.indices},
+                "indices_sha256": td.identity.indices, **_text_inputs(td, config, model)},
         seeds={"subset": config.seed, "epochs": f"(seed, epoch) -> seed {config.seed}"},
         device=device, versions=versions(), command=command_line(),
         started=(before.started if before and before.started else now()),
@@ -197,21 +266,18 @@ def _started(run: RunDir, config: TrainConfig, td: TrainingData, device: str,
 
 
 def _epochs(run: RunDir, record: TrainRecord, model: Any,
-            optimizers: dict[str, torch.optim.Optimizer], x: torch.Tensor, config: TrainConfig,
+            optimizers: dict[str, torch.optim.Optimizer], batches: Batches, config: TrainConfig,
             start: int, step: int, times: list[float], show: bool) -> None:
     """Train epochs ``start`` .. ``config.epochs``, saving checkpoints and progress as it goes."""
-    n = len(x)
-    per_epoch = len(epoch_batches(n, config.batch_size, config.seed, 0))
-    progress = bar(max(0, config.epochs - start) * per_epoch, desc=f"train {config.family}",
-                   show=show, unit="step")
+    progress = bar(max(0, config.epochs - start) * batches.per_epoch,
+                   desc=f"train {config.family}", show=show, unit="step")
     model.train()
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
         torch.manual_seed(derived_seed(config.seed, epoch, EPOCH))
         losses = []
-        for idx in epoch_batches(n, config.batch_size, config.seed, epoch):
-            losses.append(model.train_step(x[torch.from_numpy(idx).to(x.device)],
-                                           optimizers)["loss"])
+        for batch in batches.of(epoch):
+            losses.append(model.train_step(batch, optimizers)["loss"])
             step += 1
             progress.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", refresh=False)
             progress.update()

@@ -1,0 +1,74 @@
+"""A text model's training run as the text stages read it: the model, the documents it trained
+on (its training SPEC at its ``train_indices.npy``, checked against run.json's hash), and
+held-out text it never saw (the control)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from copyscope.data.corpus import TextCorpus, require_text
+from copyscope.data.spec import parse
+from copyscope.data.textspec import load_corpus
+from copyscope.errors import CopyscopeError
+from copyscope.models.base import TEXT, data_kind
+from copyscope.records import TrainRecord
+from copyscope.rundir import RunDir
+from copyscope.stages.coding import LoadedModel, open_model
+from copyscope.stages.text import AUTO, HELDOUT_OF
+from copyscope.stages.train import INDICES
+
+
+@dataclass(frozen=True)
+class TextRun:
+    loaded: LoadedModel
+    train: TextCorpus
+    """The documents the model trained on."""
+    heldout: TextCorpus | None
+    """Text it never saw, or None (no control)."""
+
+
+def is_text_run(run: str | Path) -> bool:
+    """Did this training run train on text (its train record says so)?"""
+    record = RunDir(Path(run)).read(TrainRecord)
+    return record is not None and (record.inputs or {}).get("kind") == TEXT
+
+
+def open_text_run(run: str | Path, checkpoint: str | None = None,
+                  heldout: str | Path | TextCorpus | None = AUTO) -> TextRun:
+    """The run's text model, training documents and held-out text (``"auto"``: the held-out
+    split of a built-in corpus the model trained on, e.g. shakespeare:heldout)."""
+    run = Path(run)
+    loaded = open_model(run, checkpoint)
+    if data_kind(loaded.model) != TEXT:
+        raise CopyscopeError(f"{run} is a {loaded.family} model of images; this needs a model "
+                             "trained on text.")
+    train, spec = training_documents(run)
+    held = None
+    if isinstance(heldout, str) and heldout == AUTO:
+        auto = HELDOUT_OF.get(parse(spec)[0])
+        held = require_text(load_corpus(auto)) if auto else None
+    elif heldout is not None:
+        held = require_text(load_corpus(heldout))
+    if held is not None and held.sha256 == train.sha256:
+        raise CopyscopeError(f"{held.source} is the model's training text itself; the control "
+                             "must be text it never saw.")
+    return TextRun(loaded, train, held)
+
+
+def training_documents(run: Path) -> tuple[TextCorpus, str]:
+    """The documents a text run trained on, and its training SPEC."""
+    record = RunDir(run).read(TrainRecord)
+    spec = (record.inputs or {}).get("train", {}) if record else {}
+    path = run / INDICES
+    if not path.is_file() or not spec.get("spec"):
+        raise CopyscopeError(f"{run} does not record its training text ({INDICES} and the "
+                             "train stage in run.json).")
+    full = load_corpus(spec.get("resolved", spec["spec"]))
+    if spec.get("sha256") and full.sha256 != spec["sha256"]:
+        raise CopyscopeError(f"{spec['spec']} no longer holds the text {run} was trained on (its "
+                             "content hash differs from run.json's).")
+    indices = np.load(path)
+    return full.select(indices, source=f"{spec['spec']} at {path}"), str(spec["spec"])
