@@ -13,6 +13,14 @@ from copyscope.search.base import Neighbours, Searcher, normalised_l2
 
 BACKENDS = {"int8": "copyscope.search.exact:ExactSearcher",
             "faiss": "copyscope.search.faiss_flat:FaissSearcher"}
+LOCAL = ("int8", "faiss")
+"""Backends that search in this process, exhaustively."""
+
+
+def aux_backend(backend: str) -> str:
+    """The backend of an audit's smaller searches (held-out set, k-means cells, seen subsets):
+    the training set's own when it runs locally, else the exact int8 search."""
+    return backend if backend in LOCAL else "int8"
 
 
 def make_searcher(backend: str = "int8", **kw: Any) -> Searcher:
@@ -21,4 +29,4 @@ def make_searcher(backend: str = "int8", **kw: Any) -> Searcher:
     return getattr(importlib.import_module(module), cls)(**kw)
 
 
-__all__ = ["BACKENDS", "Neighbours", "Searcher", "make_searcher", "normalised_l2"]
+__all__ = ["BACKENDS", "Neighbours", "Searcher", "aux_backend", "make_searcher", "normalised_l2"]

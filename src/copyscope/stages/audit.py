@@ -39,12 +39,14 @@ from copyscope.records import (
     SeenSummary,
 )
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
-from copyscope.search import Neighbours, make_searcher, normalised_l2
+from copyscope.search import Neighbours, aux_backend, make_searcher, normalised_l2
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference, evidence_table
 from copyscope.stages.seen import Seen, find_seen
 
 MIN_SIDE = 11  # SSIM's 11x11 Gaussian window
+KMEANS_FIT_MAX = 200_000
+"""C_T's k-means cells are fitted on at most this many training images (a seeded subsample)."""
 Timings = dict[str, float]
 
 
@@ -183,7 +185,7 @@ def _search(s_set: ImageSet, t_set: ImageSet, h_set: ImageSet, cfg: AuditConfig,
         train_nb = _cached_search(searcher, t_set, t_set, k, True, show, "training set vs itself")
     with _timed(timings, "controls_search"):
         ctrl_nb = _cached_search(searcher, t_set, h_set, k, False, show, "held-out vs training")
-        held_searcher = make_searcher(cfg.backend).fit(h_set.flat)
+        held_searcher = make_searcher(aux_backend(cfg.backend)).fit(h_set.flat)
         ctrl_held = _cached_search(held_searcher, h_set, h_set, 1, True, False, "held-out")
     reference = Reference(cfg, t_set, searcher, held_searcher, ctrl_nb.d2[:, 0],
                           train_nb.l2.mean(axis=1))
@@ -271,29 +273,38 @@ def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_
 
 def _meehan(train: np.ndarray, train_sha: str, heldout: np.ndarray, samples: np.ndarray,
             cfg: AuditConfig) -> dict[str, Any]:
-    """C_T of Meehan et al. with T = ``train`` (flat uint8 rows): k-means cells on T, held-out
-    and samples assigned to the nearest centroid."""
+    """C_T of Meehan et al. with T = ``train`` (flat uint8 rows, in memory or a store): k-means
+    cells on T (on a seeded subsample of KMEANS_FIT_MAX images when T is larger, every image
+    then assigned to its nearest centroid), held-out and samples assigned the same way."""
     n_cells = min(cfg.cells, len(train))
 
     def fit_cells() -> dict[str, np.ndarray]:
+        whole = len(train) <= KMEANS_FIT_MAX
+        fit_on = train if whole else train[np.sort(np.random.default_rng(cfg.seed).choice(
+            len(train), KMEANS_FIT_MAX, replace=False))]
         # one thread: k-means' floating-point sums, and so its cells, depend on the thread count
         with threadpool_limits(limits=1):
-            km = KMeans(n_cells, n_init=1, random_state=cfg.seed).fit(train.astype(np.float32))
-        return {"labels": km.labels_.astype(np.int64),
-                "centroids": km.cluster_centers_.astype(np.float32)}
+            km = KMeans(n_cells, n_init=1, random_state=cfg.seed).fit(
+                np.asarray(fit_on, np.float32))
+        centroids = km.cluster_centers_.astype(np.float32)
+        return {"labels": km.labels_.astype(np.int64) if whole else _assign(train, centroids),
+                "centroids": centroids}
 
     cells = cached_arrays("cells", {"train": train_sha, "cells": n_cells, "seed": cfg.seed},
                           fit_cells)
     centroids = cells["centroids"]
-
-    def assign(x: np.ndarray) -> np.ndarray:
-        xf = x.astype(np.float32)
-        d = (centroids**2).sum(1)[None] - 2 * xf @ centroids.T
-        return d.argmin(1)
-
     return datacopying.meehan_ct(
-        train, cells["labels"], heldout, assign(heldout), samples, assign(samples), n_cells,
-        cfg.min_cell_samples, lambda: make_searcher(cfg.backend))
+        train, cells["labels"], heldout, _assign(heldout, centroids), samples,
+        _assign(samples, centroids), n_cells, cfg.min_cell_samples,
+        lambda: make_searcher(aux_backend(cfg.backend)))
+
+
+def _assign(x: Any, centroids: np.ndarray, rows: int = 65536) -> np.ndarray:
+    """Each row's nearest k-means centroid, a block of rows at a time."""
+    c2 = (centroids**2).sum(1)[None]
+    parts = [(c2 - 2 * np.asarray(x[a : a + rows], np.float32) @ centroids.T).argmin(1)
+             for a in range(0, len(x), rows)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _seen(seen: Seen, s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.DataFrame,
@@ -305,7 +316,8 @@ def _seen(seen: Seen, s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.Da
     is_seen = seen.mask(len(t_set))
     unseen = np.flatnonzero(~is_seen)
     parts = [(seen.indices, "seen"), (unseen, "unseen")]
-    searchers = {name: make_searcher(cfg.backend).fit(t_set.flat[idx]) if len(idx) else None
+    searchers = {name: make_searcher(aux_backend(cfg.backend)).fit(t_set.flat[idx])
+                 if len(idx) else None
                  for idx, name in parts}
     s_table = s_table.assign(**_nearest_in(s_set.flat, parts, searchers, t_set.dim))
     c_table = c_table.assign(**_nearest_in(h_set.flat, parts, searchers, t_set.dim))
