@@ -75,6 +75,16 @@ class RowStore:
             raise ValueError(f"cannot view {self.shape} as {(n, *row_shape)}")
         return RowStore(self.parts, shape, self.source)
 
+    def view(self, a: int, b: int) -> RowStore:
+        """Rows a..b-1 as a store of their own (nothing is read)."""
+        parts = []
+        for j, part in enumerate(self.parts):
+            first = int(self.starts[j])
+            lo, hi = max(a, first) - first, min(b, first + part.n) - first
+            if lo < hi:
+                parts.append(_Part(part.path, part.offset + lo * self.row_bytes, hi - lo))
+        return RowStore(parts, self.row_shape, f"{self.source}[{a}:{b}]")
+
     def __getitem__(self, index: Any) -> np.ndarray:
         if isinstance(index, int | np.integer):
             return self._rows(np.array([index]))[0]

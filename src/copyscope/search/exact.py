@@ -114,24 +114,33 @@ class ExactSearcher:
         if len(q.shape) != 2 or q.shape[1] != self.dim:
             raise ValueError(f"queries must be (M, {self.dim}) uint8")
         k = min(k, self.n - int(exclude_self))
-        m_total = int(q.shape[0])
         n_blocks = -(-self.n // self.rows)
+        with bar(q.shape[0] * n_blocks, "search", show and (q.shape[0] > 4096 or n_blocks > 1),
+                 unit="query") as pb:
+            d2, index = self.lists(q, k, 0 if exclude_self else None, pb)
+        return Neighbours(d2, index, self.dim)
+
+    def lists(self, q: Any, k: int, first_query_row: int | None = None,
+              pb: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each (M, D) query's k nearest indexed rows by (distance, row): (M, k) int64 squared
+        distances and rows. With ``first_query_row`` = r, query i is indexed row r + i and never
+        returns itself (r may lie outside the index, as for a shard of a larger set: a query
+        that is not indexed here excludes nothing); with fewer than k other rows the lists end
+        in rows at a distance larger than any real one (255^2 D + 1), which a merge drops."""
         best: tuple[np.ndarray, np.ndarray] | None = None
-        with torch.inference_mode(), bar(m_total * n_blocks, "search", show and (
-                m_total > 4096 or n_blocks > 1), unit="query") as pb:
+        with torch.inference_mode():
             for a, block in self.blocks():
-                d2, index = self._search_block(block, q, k, a if exclude_self else None, pb)
+                excl = None if first_query_row is None else first_query_row - a
+                d2, index = self._search_block(block, q, k, excl, pb)
                 index += a
                 best = (d2, index) if best is None else merge_topk([best, (d2, index)], k)
         assert best is not None
-        return Neighbours(best[0], best[1], self.dim)
+        return best
 
-    def _search_block(self, block: _Block, q: Any, k: int, first: int | None,
+    def _search_block(self, block: _Block, q: Any, k: int, excl: int | None,
                       pb: Any) -> tuple[np.ndarray, np.ndarray]:
         """Each query's k nearest rows of ``block`` by (distance, row), rows local to it. With
-        ``first`` set, query i is indexed row i and never returns itself (the block starts at
-        row ``first``); a block with fewer than k other rows pads its lists with a distance
-        larger than any real one."""
+        ``excl`` set, query i is the block's row i + excl and never returns itself."""
         m_total, n_cols = int(q.shape[0]), block.xt.shape[1]
         kb = min(k, n_cols)
         item_bytes = 4 if self.int8 else 8
@@ -140,23 +149,23 @@ class ExactSearcher:
                           dtype=torch.int32 if self.int8 else torch.float64)
         out_d2 = np.empty((m_total, kb), dtype=np.int64)
         out_i = np.empty((m_total, kb), dtype=np.int64)
-        never = 255**2 * self.dim + 1  # beyond any real squared distance
         for s in range(0, m_total, rows):
             qb = torch.tensor(np.ascontiguousarray(q[s : s + rows], np.uint8), device=self.device)
             m = len(qb)
             scores, const = self._scores(block, qb, buf)
-            own = torch.arange(m, device=self.device) + s - (first or 0)  # (m,) own column
-            if first is not None:
+            own = torch.arange(m, device=self.device) + s + (excl or 0)  # (m,) own column
+            if excl is not None:
                 r = torch.nonzero((own >= 0) & (own < block.n)).flatten()
                 scores[r, own[r]] = self.big
             v, i = _best(scores, kb, self.big)
             fake = i >= block.n  # padding, or (below) the query itself
-            if first is not None:
+            if excl is not None:
                 fake |= i == own[:, None]
             d2 = v.masked_fill(fake, 0).to(torch.int64) + const[:, None]
-            out_d2[s : s + m] = d2.masked_fill(fake, never).cpu().numpy()
+            out_d2[s : s + m] = d2.masked_fill(fake, never_d2(self.dim)).cpu().numpy()
             out_i[s : s + m] = i.cpu().numpy()
-            pb.update(m)
+            if pb is not None:
+                pb.update(m)
         return out_d2, out_i
 
     def _scores(self, block: _Block, qb: torch.Tensor, buf: torch.Tensor
@@ -179,6 +188,11 @@ class ExactSearcher:
         const = (qd**2).sum(1).round().to(torch.int64)
         # float64 scores are exact integers here; topk values convert to int64 without loss
         return scores, const
+
+def never_d2(dim: int) -> int:
+    """A squared distance larger than any between two uint8 vectors of ``dim`` entries."""
+    return 255**2 * dim + 1
+
 
 def _best(scores: torch.Tensor, k: int, big: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The k smallest scores per row and their columns, ordered by (score, column): a tie at

@@ -39,7 +39,14 @@ from copyscope.records import (
     SeenSummary,
 )
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
-from copyscope.search import Neighbours, aux_backend, make_searcher, normalised_l2
+from copyscope.search import (
+    Neighbours,
+    Searcher,
+    aux_backend,
+    check_backend,
+    make_searcher,
+    normalised_l2,
+)
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference, evidence_table
 from copyscope.stages.seen import Seen, find_seen
@@ -81,7 +88,7 @@ def audit_identity(samples: ImageSet, train: ImageSet, heldout: ImageSet,
                    config: AuditConfig, seen: Seen | None = None) -> AuditIdentity:
     """What makes an audit *this* audit: the image sets' hashes, the settings and, when known,
     which training items the model saw."""
-    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(asdict(config)),
+    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(config.identity()),
                          seen.sha256 if seen is not None else None)
 
 
@@ -105,6 +112,7 @@ def audit(
     """
     cfg = config or AuditConfig()
     cfg.validate()
+    check_backend(cfg.backend, **cfg.searcher_options())
     timings: Timings = {}
     with _timed(timings, "load"):
         s_set, t_set, h_set = load(samples), load(train), load(heldout)
@@ -136,7 +144,7 @@ def audit(
                 "heldout": h_set.describe(),
                 **({"seen": {"spec": known.source, "n": len(known.indices),
                              "sha256": known.sha256}} if known is not None else {})},
-        params=asdict(cfg),
+        params=cfg.params(),
         seeds={"kmeans_cells": cfg.seed}, versions=versions(),
         device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
         started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
@@ -178,9 +186,19 @@ def _search(s_set: ImageSet, t_set: ImageSet, h_set: ImageSet, cfg: AuditConfig,
             store: Path | None, timings: Timings, show: bool) -> Searched:
     """The training set's and the held-out set's own neighbours (cached: they depend only on the
     data), then every sample's, in resumable chunks."""
-    k = min(cfg.neighbours, len(t_set) - 1)
     with _timed(timings, "index"):
-        searcher = make_searcher(cfg.backend).fit(t_set.flat)
+        searcher = make_searcher(cfg.backend, **cfg.searcher_options()).fit(t_set.flat)
+    try:
+        return _search_with(searcher, s_set, t_set, h_set, cfg, store, timings, show)
+    finally:
+        close = getattr(searcher, "close", None)  # a cluster's workers (search.ray_sharded)
+        if close is not None:
+            close()
+
+
+def _search_with(searcher: Searcher, s_set: ImageSet, t_set: ImageSet, h_set: ImageSet,
+                 cfg: AuditConfig, store: Path | None, timings: Timings, show: bool) -> Searched:
+    k = min(cfg.neighbours, len(t_set) - 1)
     with _timed(timings, "train_neighbours"):
         train_nb = _cached_search(searcher, t_set, t_set, k, True, show, "training set vs itself")
     with _timed(timings, "controls_search"):
