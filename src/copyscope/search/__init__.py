@@ -1,7 +1,9 @@
-"""Exact nearest-neighbour search over the training set.
+"""Nearest-neighbour search over the training set.
 
 Backends implement the :class:`Searcher` protocol and are imported on first use, so that
-importing copyscope (and starting the CLI) does not pay for torch or FAISS.
+importing copyscope (and starting the CLI) does not pay for torch, FAISS or Ray. Every backend
+but ``ivf`` is exhaustive; ``ivf`` is approximate (``exact`` False), and an audit measures its
+recall against the exact search (:mod:`copyscope.search.recall`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from copyscope.search.base import Neighbours, Searcher, normalised_l2
 
 BACKENDS = {"int8": "copyscope.search.exact:ExactSearcher",
             "faiss": "copyscope.search.faiss_flat:FaissSearcher",
-            "ray": "copyscope.search.ray_sharded:RaySearcher"}
+            "ray": "copyscope.search.ray_sharded:RaySearcher",
+            "ivf": "copyscope.search.faiss_ivf:IvfSearcher"}
 LOCAL = ("int8", "faiss")
 """Backends that search in this process, exhaustively."""
 SAME_AS = {"ray": "int8"}

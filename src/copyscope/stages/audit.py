@@ -36,6 +36,7 @@ from copyscope.records import (
     AuditRecord,
     AuditSummary,
     CriterionRate,
+    SearchRecall,
     SeenSummary,
 )
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
@@ -47,6 +48,7 @@ from copyscope.search import (
     make_searcher,
     normalised_l2,
 )
+from copyscope.search.recall import measured
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference, evidence_table
 from copyscope.stages.seen import Seen, find_seen
@@ -134,6 +136,9 @@ def audit(
         ct = _meehan(t_set.flat, t_set.sha256, h_set.flat, s_set.flat, cfg)
     summary = _summary(s_table, c_table, items, found, ct, cfg,
                        float(normalised_l2(np.asarray(radius_d2), t_set.dim)))
+    if not found.reference.searcher.exact:
+        with _timed(timings, "recall"):
+            summary.search = _recall(found, (s_set, t_set, h_set), cfg)
     if known is not None:
         with _timed(timings, "seen"):
             s_table, c_table, items, summary.seen = _seen(known, s_table, c_table, items,
@@ -220,10 +225,41 @@ def _search_with(searcher: Searcher, s_set: ImageSet, t_set: ImageSet, h_set: Im
                     Neighbours(r["hd2"], r["hindex"], s_set.dim))
 
 
+def _search_key(searcher: Any) -> dict[str, Any]:
+    """What besides the data decides a searcher's neighbours: nothing for an exact backend, its
+    settings for an approximate one (part of every cache key built on its neighbours)."""
+    return {} if searcher.exact else {"search": {"backend": searcher.name,
+                                                 **searcher.settings()}}
+
+
+def _recall(found: Searched, sets: tuple[ImageSet, ImageSet, ImageSet], cfg: AuditConfig
+            ) -> SearchRecall:
+    """Recall of the approximate neighbours against the exact int8 search, on up to
+    ``cfg.recall_queries`` seeded queries of each kind."""
+    s_set, t_set, h_set = sets
+    searcher = found.reference.searcher
+    exact = make_searcher("int8").fit(t_set.flat)
+    rng = np.random.default_rng(cfg.seed)
+
+    def picks(n: int) -> np.ndarray:
+        return np.sort(rng.choice(n, min(n, cfg.recall_queries), replace=False))
+
+    k = found.sample_nb.d2.shape[1]
+    measures = {
+        "samples": measured(found.sample_nb, exact, s_set.flat, picks(len(s_set)), k),
+        "heldout": measured(found.ctrl_nb, exact, h_set.flat, picks(len(h_set)), k),
+        "train": measured(found.train_nb, exact, t_set.flat, picks(len(t_set)), k,
+                          exclude_self=True)}
+    return SearchRecall(backend=searcher.name, settings=searcher.settings(), seed=cfg.seed,
+                        recall=measures)
+
+
 def _cached_search(searcher: Any, ref: ImageSet, queries: ImageSet, k: int, exclude_self: bool,
                    show: bool, what: str) -> Neighbours:
-    """Neighbours that depend only on datasets, cached under $COPYSCOPE_HOME."""
-    key = {"ref": ref.sha256, "queries": queries.sha256, "k": k, "exclude_self": exclude_self}
+    """Neighbours that depend only on datasets (and an approximate backend's settings), cached
+    under $COPYSCOPE_HOME."""
+    key = {"ref": ref.sha256, "queries": queries.sha256, "k": k, "exclude_self": exclude_self,
+           **_search_key(searcher)}
 
     def compute() -> dict[str, np.ndarray]:
         nb = searcher.search(queries.flat, k, exclude_self=exclude_self, show=show)
@@ -240,7 +276,7 @@ def _tables(found: Searched, s_set: ImageSet, h_set: ImageSet
     ref = found.reference
     s_table = ref.evidence(s_set, found.sample_nb, found.sample_held)
     key = {"train": ref.train.sha256, "heldout": h_set.sha256, "k": ref.k,
-           "alpha": ref.config.alpha}
+           "alpha": ref.config.alpha, **_search_key(ref.searcher)}
     c_table = _cached_table("controls", key, lambda: evidence_table(
         h_set, found.ctrl_nb, found.ctrl_held, ref.train, ref.train_knn_mean,
         calibration.heldout_p_loo(ref.null_d2), ref.config, "heldout"))

@@ -66,7 +66,8 @@ class AuditConfig:
                         lambda x: True, "")
     backend: str = setting("int8", "Search backend: int8 (exact, fastest), faiss "
                            "(IndexFlatL2, exact distances recomputed), ray (int8 on shards "
-                           "across Ray workers: identical results).",
+                           "across Ray workers: identical results), ivf (FAISS IVF for 10M+ "
+                           "items: approximate, exact distances, recall measured every run).",
                            lambda x: x in BACKENDS, "must be one of " + ", ".join(BACKENDS))
     chunk: int = setting(4096, "Samples per resumable chunk.", lambda x: x >= 1,
                          "must be at least 1")
@@ -76,6 +77,15 @@ class AuditConfig:
     address: str = setting("", "Ray head node host:port (--backend ray; default: start a "
                            "local cluster and shut it down afterwards).", lambda x: True, "",
                            ("ray",), identity=False, searcher=True)
+
+    nlist: int = setting(0, "IVF cells (--backend ivf; 0: round(sqrt(N))).", lambda x: x >= 0,
+                         "must be >= 0", ("ivf",), searcher=True)
+    nprobe: int = setting(16, "IVF cells searched per query (--backend ivf; more: higher "
+                          "recall, slower).", lambda x: x >= 1, "must be at least 1", ("ivf",),
+                          searcher=True)
+    recall_queries: int = setting(1000, "Queries of each kind (samples, held-out, training) "
+                                  "searched exactly to measure the IVF recall (--backend ivf).",
+                                  lambda x: x >= 1, "must be at least 1", ("ivf",))
 
     def validate(self) -> None:
         for f in fields(self):
