@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from copyscope.report import write_report
 from copyscope.search import make_searcher
 from copyscope.search.recall import measured, recall
 from copyscope.stages.audit import audit
@@ -85,3 +86,11 @@ def test_an_ivf_audit_reports_its_recall_and_an_exact_audit_does_not(tmp_path):
                                            recall_queries=100), show=False)
     assert more.summary.search.recall["samples"]["at_k"] == 1.0  # every cell: exhaustive
     assert more.samples["nn_l2"].equals(exact.samples["nn_l2"])
+    write_report([tmp_path / "int8"], tmp_path / "exact.html", show=False)
+    assert "recall@1" not in (tmp_path / "exact.html").read_text()
+    write_report([tmp_path / "ivf", tmp_path / "int8"], tmp_path / "both.html", show=False)
+    html = (tmp_path / "both.html").read_text()
+    at_1 = f"{100 * search.recall['samples']['at_1']:.1f}%"
+    badge = f'<span class="badge recall">approximate search: recall@1 {at_1} (samples)'
+    assert html.count(badge) >= 12  # beside the answer, every rate table, figure and run row
+    assert "false-positive rate [95% CI] " + badge in html and "<td>exact</td>" in html
