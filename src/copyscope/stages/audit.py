@@ -106,15 +106,12 @@ def audit(
 ) -> Audit:
     """Search every sample against every training image and judge it against the held-out null.
 
-    ``seen`` names the training items the model saw (indices, a .npy of indices, or images);
-    by default they are read from the samples' training run, when there is one (see
-    :mod:`copyscope.stages.seen`). With ``out`` the tables, summary.json and run.json are written
-    there atomically; an interrupted audit resumes from its finished chunks. A folder already
-    holding a different audit is refused unless ``force``.
+    ``seen`` names the training items the model saw (indices, a .npy of indices, or images;
+    default: those of the samples' training run, when there is one: :mod:`.seen`). With ``out``
+    the tables, summary.json and run.json are written there atomically; an interrupted audit
+    resumes from its finished chunks. A folder holding another audit is refused unless ``force``.
     """
-    cfg = config or AuditConfig()
-    cfg.validate()
-    check_backend(cfg.backend, **cfg.searcher_options())
+    cfg = _checked(config or AuditConfig())
     timings: Timings = {}
     with _timed(timings, "load"):
         s_set, t_set, h_set = load(samples), load(train), load(heldout)
@@ -154,12 +151,26 @@ def audit(
         device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
         started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
     if run is not None:
-        for name, table in (("samples", s_table), ("controls", c_table), ("items", items)):
-            write_parquet(run.file(f"{name}.parquet"), table)
-        run.write(summary)
-        run.write(record)
-        run.clear_partial(f"search-{partial}")
+        _write(run, f"search-{partial}", {"samples": s_table, "controls": c_table,
+                                          "items": items}, summary, record)
     return Audit(s_table, c_table, items, summary, record, run.path if run else None)
+
+
+def _checked(cfg: AuditConfig) -> AuditConfig:
+    """The settings, checked, and the backend able to run (before anything is written)."""
+    cfg.validate()
+    check_backend(cfg.backend, **cfg.searcher_options())
+    return cfg
+
+
+def _write(run: RunDir, partial: str, tables: dict[str, pd.DataFrame], summary: AuditSummary,
+           record: AuditRecord) -> None:
+    """The tables, summary.json and the finished record; then the partial work goes."""
+    for name, table in tables.items():
+        write_parquet(run.file(f"{name}.parquet"), table)
+    run.write(summary)
+    run.write(record)
+    run.clear_partial(partial)
 
 
 def _check_inputs(s: ImageSet, t: ImageSet, h: ImageSet) -> None:
