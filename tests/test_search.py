@@ -83,3 +83,34 @@ def test_float64_fallback_beyond_the_int8_range():
 def test_normalised_l2_is_rms_pixel_distance():
     assert normalised_l2(np.array([255**2 * 784]), 784)[0] == pytest.approx(1.0)
     assert normalised_l2(np.array([0]), 784)[0] == 0.0
+
+
+def test_a_tie_at_the_kth_place_goes_to_the_smaller_index():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (300, 64), dtype=np.uint8)
+    q = rng.integers(0, 256, (6, 64), dtype=np.uint8)
+    _, index = brute_force(q, x[:290], 6)
+    x[290:296] = x[index[:, 5]]  # each query's 6th nearest twice: a tie across the cut at k = 6
+    d2, index = brute_force(q, x, 6)
+    nb = ExactSearcher().fit(x).search(q, 6, show=False)
+    assert np.array_equal(nb.d2, d2) and np.array_equal(nb.index, index)
+
+
+@pytest.mark.parametrize("rows", [7, 64, 250])
+def test_a_streamed_search_equals_the_in_memory_search(rows, train60k, test10k, one_thread):
+    """Blocks of training rows searched one at a time and merged give the one-block answer,
+    self-exclusion and ties at every place included."""
+    x = train60k[:600].reshape(600, -1).copy()
+    x[500:510] = x[:10]  # exact duplicates across blocks
+    x[570:575] = x[3]
+    q = np.concatenate([test10k[:40].reshape(40, -1), x[:5], x[500:502]])
+    whole = ExactSearcher().fit(x)
+    streamed = ExactSearcher(block_rows=rows).fit(x)
+    assert streamed.streamed and not whole.streamed
+    for k in (1, 7, 50):
+        a, b = whole.search(q, k, show=False), streamed.search(q, k, show=False)
+        assert np.array_equal(a.d2, b.d2) and np.array_equal(a.index, b.index)
+    a = whole.search(x, 9, exclude_self=True, show=False)
+    b = streamed.search(x, 9, exclude_self=True, show=False)
+    assert np.array_equal(a.d2, b.d2) and np.array_equal(a.index, b.index)
+    assert (b.index != np.arange(600)[:, None]).all()

@@ -321,6 +321,20 @@ class SeenSummary:
 
 
 @dataclass
+class SearchRecall:
+    """How much of the exact answer an approximate search found (copyscope.search.recall): every
+    rate of an audit rests on the neighbours, so it is read beside this."""
+
+    backend: str
+    settings: dict[str, Any]
+    """What decides the neighbours the backend finds (IVF: nlist, nprobe, ...)."""
+    seed: int
+    """Seed of the queries drawn for the measurement."""
+    recall: dict[str, dict[str, Any]]
+    """Per query kind (samples, heldout, train): at_1, at_k, k and the number of queries."""
+
+
+@dataclass
 class AuditSummary(Record):
     """summary.json: the headline numbers of an audit."""
 
@@ -346,6 +360,8 @@ class AuditSummary(Record):
     duplicates: dict[str, int] = field(default_factory=dict)
     seen: SeenSummary | None = field(default=None, metadata=OPTIONAL)
     """Present when the audit knows which training items the model saw."""
+    search: SearchRecall | None = field(default=None, metadata=OPTIONAL)
+    """Present when the search was approximate (--backend ivf): its measured recall."""
 
 
 # --- quality, analysis ---------------------------------------------------------------------

@@ -33,12 +33,18 @@ def sample_command(
     device: Annotated[str | None, Opt(help="cuda or cpu (default: cuda where present).")] = None,
     force: Annotated[bool, Opt("--force", help="Replace different samples in the output.")]
     = False,
+    backend: Annotated[str, Opt(help="local, or ray: the shards drawn on Ray workers (CPU), "
+                                "the same images.")] = "local",
+    workers: Annotated[int, Opt(help="Ray workers (--backend ray), one CPU each.")] = 2,
+    address: Annotated[str, Opt(help="Ray head node host:port (--backend ray; default: a "
+                                "local cluster, shut down afterwards).")] = "",
 ) -> None:
     """Generate samples; an interrupted run resumes from its finished shards."""
     from copyscope.stages.sample import sample
 
     path = sample(source, n, out=out, checkpoint=checkpoint, steps=steps, ancestral=ancestral,
-                  seed=seed, batch_size=batch_size, device=device, force=force)
+                  seed=seed, batch_size=batch_size, device=device, force=force,
+                  backend=backend, workers=workers, address=address)
     if any((path / "samples").glob("*.jsonl")):
         say("{n:,} texts in [bold]{path}[/] (check them with copyscope text spans INDEX "
             "--texts {path} --out {path}/spans)", n=n, path=path)

@@ -34,11 +34,15 @@ def index_command(
     segments: Annotated[bool, Opt("--segments", help="Transcripts: one document per timed "
                                   "segment instead of per transcript.")] = False,
     force: Annotated[bool, Opt("--force", help="Replace a different run in --out.")] = False,
+    shard_bytes: Annotated[int | None, Opt(help="Build the index in shards of at most this many "
+                                           "corpus bytes each (memory ~13x that per shard); "
+                                           "same answers as one index.")] = None,
 ) -> None:
     """Build the suffix-array index of a corpus (documents never matched across)."""
     from copyscope.stages.text import index_corpus
 
-    index = index_corpus(corpus, out, column, id_column, segments, force)
+    index = index_corpus(corpus, out, column, id_column, segments, force,
+                         shard_bytes=shard_bytes)
     c = index.meta["corpus"]
     say("Indexed {c[documents]:,} documents, {c[chars]:,} characters ({c[bytes]:,} bytes) of "
         "{c[spec]}: [bold]{out}[/]", c=c, out=out)

@@ -19,6 +19,7 @@ from copyscope.hashing import sha256_bytes
 @dataclass
 class ImageSet:
     images: np.ndarray
+    """uint8 (N, H, W, C), or a RowStore reading them from disk on demand (data.store)."""
     labels: np.ndarray | None = None
     source: str = ""
     names: list[str] | None = None
@@ -45,13 +46,19 @@ class ImageSet:
 
     @property
     def flat(self) -> np.ndarray:
-        """(N, H*W*C) uint8 view, the vectors the search works on."""
+        """(N, H*W*C) uint8 view, the vectors the search works on (for a set streamed from disk,
+        a :class:`~copyscope.data.store.RowStore` of flat rows)."""
+        if not isinstance(self.images, np.ndarray):
+            return self.images.reshape(len(self), -1)
         return np.ascontiguousarray(self.images).reshape(len(self), -1)
 
     @cached_property
     def sha256(self) -> str:
-        """Content hash of the pixels and shape (not of the file they came from)."""
+        """Content hash of the pixels and shape (not of the file they came from); a set
+        streamed from disk is hashed block by block to the same digest."""
         shape = np.asarray(self.images.shape, dtype=np.int64).tobytes()
+        if not isinstance(self.images, np.ndarray):
+            return self.images.sha256(shape)
         return sha256_bytes(shape, np.ascontiguousarray(self.images).data)
 
     def select(self, index: slice | np.ndarray, source: str | None = None) -> ImageSet:

@@ -5,6 +5,7 @@
     train-images-idx3-ubyte[.gz]                  an IDX file
     folder/                                       PNG/JPEG images, in file-name order
     folder/ with samples/*.npy                    generated samples in .npy shards (a run directory)
+    folder/ of *.npy                              uint8 .npy shards, streamed from disk (data.store)
 Any of them may end in a Python slice, e.g. ``samples.npy[1000:2000]``.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copyscope.data import mnist
+from copyscope.data import mnist, store
 from copyscope.data.arrays import load_npy, load_npz
 from copyscope.data.folder import load_folder
 from copyscope.data.idx import load_idx
@@ -103,10 +104,13 @@ def _load_base(base: str) -> ImageSet:
     if path.is_dir():
         if (path / SAMPLES_DIR).is_dir():
             return load_shards(path / SAMPLES_DIR, source=str(path))
+        if store.is_shard_folder(path):
+            return store.load_store(path)
         return load_folder(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() == ".npy":
-        return load_npy(path)
+        return store.load_store(path) if path.stat().st_size > store.STREAM_BYTES else \
+            load_npy(path)
     if path.suffix.lower() == ".npz":
         return load_npz(path, key)
     if "idx" in path.name or suffixes.endswith("ubyte.gz") or path.name.endswith("ubyte"):

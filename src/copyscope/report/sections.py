@@ -35,6 +35,7 @@ from copyscope.analysis.stage import Analysis
 from copyscope.errors import CopyscopeError
 from copyscope.models import fact_names
 from copyscope.pictures import png_uri
+from copyscope.records import AuditSummary
 from copyscope.report.embed import svg_uri
 from copyscope.rundir import MANIFEST, RunDir
 
@@ -76,6 +77,7 @@ def run_section(analysis: Analysis, top: int = 12, per_item: int = 8,
         "associations": tables["associations"].to_dict("records"),
         "manifest": manifest_section(run, complete=detail),
         "limitations": limitations(run, correlation),
+        "recall": recall_note(s),
     }
     if detail:
         section["figures"] |= detail_figures(tables)
@@ -204,6 +206,31 @@ def _seeds(stage: dict[str, Any]) -> dict[str, Any]:
     return seeds
 
 
+def recall_note(summary: AuditSummary) -> dict[str, str] | None:
+    """What the report sets beside every rate of an audit whose search was approximate (its
+    recall against the exact search, summary.json's ``search``); None for an exact audit."""
+    s = summary.search
+    if s is None:
+        return None
+    r = s.recall
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    k = r["samples"]["k"]
+    settings = ", ".join(f"{key} {s.settings[key]}" for key in ("nlist", "nprobe")
+                         if key in s.settings)
+    parts = [f"{kind} {pct(r[kind]['at_1'])} / {pct(r[kind]['at_k'])} on {r[kind]['queries']:,} "
+             "queries" for kind in ("samples", "heldout", "train") if kind in r]
+    return {"short": f"approximate search: recall@1 {pct(r['samples']['at_1'])} (samples), "
+                     f"{pct(r['heldout']['at_1'])} (held-out)",
+            "long": f"Approximate search ({s.backend}: {settings}). Its recall@1 / recall@{k} "
+                    "against the exact search, measured in this run on seeded queries: "
+                    + "; ".join(parts) + ". Every rate of this run rests on these neighbours: "
+                    "an image whose nearest training image was missed looks farther from the "
+                    "training set than it is, for samples and held-out images alike."}
+
+
 def limitations(run: AuditedRun, correlation: float) -> list[str]:
     """What this run's evidence cannot show, with its own numbers where they matter.
 
@@ -236,6 +263,7 @@ def limitations(run: AuditedRun, correlation: float) -> list[str]:
         "provides them for this software stack).",
         "A flag says a sample is closer to one training image than unseen real images come; "
         "whether that closeness is a copy in law is for the reader to argue, with the pictures.",
+        *([recall["long"]] if (recall := recall_note(s)) else []),
     ]
 
 
@@ -258,10 +286,12 @@ def comparison_section(runs: Sequence[AuditedRun], strongest: int = 24) -> dict[
     if any(line["steps"].nunique() > 1 for line in steps.values()):
         figs["steps"] = svg_uri(figures.trend_figure(steps, "steps", criterion,
                                                      "sampling steps"))
-    by_run = [{"run": run, "cells": {r["criterion"]: r for r in group.to_dict("records")}}
-              for run, group in table.groupby("run", sort=False)]
-    return {"criterion": criterion,
-            "rows": table[table["criterion"] == criterion].to_dict("records"),
+    recall = {run.name: note["short"] for run in runs if (note := recall_note(run.summary))}
+    by_run = [{"run": run, "cells": {r["criterion"]: r for r in group.to_dict("records")},
+               "recall": recall.get(run)} for run, group in table.groupby("run", sort=False)]
+    rows = [{**r, "recall": recall.get(r["run"])}
+            for r in table[table["criterion"] == criterion].to_dict("records")]
+    return {"criterion": criterion, "rows": rows, "approximate": recall,
             "facts": [(f, FACT_LABELS[f]) for f in fact_names()], "figures": figs,
             "criteria": list(dict.fromkeys(table["criterion"])), "by_run": by_run,
             "notes": trends.comparison_notes(runs),

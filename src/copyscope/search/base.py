@@ -33,9 +33,14 @@ def normalised_l2(d2: np.ndarray, dim: int) -> np.ndarray:
 
 
 class Searcher(Protocol):
-    """Exact k-nearest-neighbour search under L2 over uint8 vectors."""
+    """k-nearest-neighbour search under L2 over uint8 vectors.
+
+    ``exact`` says whether the neighbours are those of an exhaustive search (ties by index):
+    approximate backends (IVF) set it False, and the audit then measures their recall.
+    """
 
     name: str
+    exact: bool
 
     def fit(self, x: np.ndarray) -> Self:
         """Index the (N, D) uint8 reference vectors."""
@@ -50,6 +55,16 @@ class Searcher(Protocol):
         returns item i.
         """
         ...
+
+
+def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of several (M, k_i) neighbour lists over disjoint items (global indices),
+    ordered by (distance, index): the lists of an exhaustive search over all those items."""
+    d2 = np.concatenate([p[0] for p in parts], axis=1)  # (M, sum k_i)
+    index = np.concatenate([p[1] for p in parts], axis=1)
+    order = np.lexsort((index, d2), axis=1)[:, :k]
+    return np.take_along_axis(d2, order, 1), np.take_along_axis(index, order, 1)
 
 
 def sort_ties(d2: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

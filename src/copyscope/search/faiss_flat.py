@@ -15,6 +15,7 @@ from copyscope.search.base import Neighbours, exact_d2, sort_ties
 
 class FaissSearcher:
     name = "faiss"
+    exact = True
 
     def fit(self, x: np.ndarray) -> Self:
         import faiss

@@ -36,15 +36,26 @@ from copyscope.records import (
     AuditRecord,
     AuditSummary,
     CriterionRate,
+    SearchRecall,
     SeenSummary,
 )
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
-from copyscope.search import Neighbours, make_searcher, normalised_l2
+from copyscope.search import (
+    Neighbours,
+    Searcher,
+    aux_backend,
+    check_backend,
+    make_searcher,
+    normalised_l2,
+)
+from copyscope.search.recall import measured
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference, evidence_table
 from copyscope.stages.seen import Seen, find_seen
 
 MIN_SIDE = 11  # SSIM's 11x11 Gaussian window
+KMEANS_FIT_MAX = 200_000
+"""C_T's k-means cells are fitted on at most this many training images (a seeded subsample)."""
 Timings = dict[str, float]
 
 
@@ -79,7 +90,7 @@ def audit_identity(samples: ImageSet, train: ImageSet, heldout: ImageSet,
                    config: AuditConfig, seen: Seen | None = None) -> AuditIdentity:
     """What makes an audit *this* audit: the image sets' hashes, the settings and, when known,
     which training items the model saw."""
-    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(asdict(config)),
+    return AuditIdentity(samples.sha256, train.sha256, heldout.sha256, jsonable(config.identity()),
                          seen.sha256 if seen is not None else None)
 
 
@@ -95,14 +106,12 @@ def audit(
 ) -> Audit:
     """Search every sample against every training image and judge it against the held-out null.
 
-    ``seen`` names the training items the model saw (indices, a .npy of indices, or images);
-    by default they are read from the samples' training run, when there is one (see
-    :mod:`copyscope.stages.seen`). With ``out`` the tables, summary.json and run.json are written
-    there atomically; an interrupted audit resumes from its finished chunks. A folder already
-    holding a different audit is refused unless ``force``.
+    ``seen`` names the training items the model saw (indices, a .npy of indices, or images;
+    default: those of the samples' training run, when there is one: :mod:`.seen`). With ``out``
+    the tables, summary.json and run.json are written there atomically; an interrupted audit
+    resumes from its finished chunks. A folder holding another audit is refused unless ``force``.
     """
-    cfg = config or AuditConfig()
-    cfg.validate()
+    cfg = _checked(config or AuditConfig())
     timings: Timings = {}
     with _timed(timings, "load"):
         s_set, t_set, h_set = load(samples), load(train), load(heldout)
@@ -124,21 +133,21 @@ def audit(
         ct = _meehan(t_set.flat, t_set.sha256, h_set.flat, s_set.flat, cfg)
     summary = _summary(s_table, c_table, items, found, ct, cfg,
                        float(normalised_l2(np.asarray(radius_d2), t_set.dim)))
+    if not found.reference.searcher.exact:
+        with _timed(timings, "recall"):
+            summary.search = _recall(found, (s_set, t_set, h_set), cfg)
     if known is not None:
         with _timed(timings, "seen"):
             s_table, c_table, items, summary.seen = _seen(known, s_table, c_table, items,
                                                           (s_set, t_set, h_set), ct, cfg)
     record = AuditRecord(
         identity=identity, status="complete", inputs=_inputs(s_set, t_set, h_set, known),
-        params=asdict(cfg), seeds={"kmeans_cells": cfg.seed}, versions=versions(),
+        params=cfg.params(), seeds={"kmeans_cells": cfg.seed}, versions=versions(),
         device=str(getattr(found.reference.searcher, "device", "cpu")), command=command_line(),
         started=started, finished=now(), timings_s={k: round(v, 3) for k, v in timings.items()})
     if run is not None:
-        for name, table in (("samples", s_table), ("controls", c_table), ("items", items)):
-            write_parquet(run.file(f"{name}.parquet"), table)
-        run.write(summary)
-        run.write(record)
-        run.clear_partial(f"search-{partial}")
+        _write(run, f"search-{partial}", {"samples": s_table, "controls": c_table,
+                                          "items": items}, summary, record)
     return Audit(s_table, c_table, items, summary, record, run.path if run else None)
 
 
@@ -148,6 +157,23 @@ def _inputs(s: ImageSet, t: ImageSet, h: ImageSet, seen: Seen | None) -> dict[st
     if seen is not None:
         out["seen"] = {"spec": seen.source, "n": len(seen.indices), "sha256": seen.sha256}
     return out
+
+
+def _checked(cfg: AuditConfig) -> AuditConfig:
+    """The settings, checked, and the backend able to run (before anything is written)."""
+    cfg.validate()
+    check_backend(cfg.backend, **cfg.searcher_options())
+    return cfg
+
+
+def _write(run: RunDir, partial: str, tables: dict[str, pd.DataFrame], summary: AuditSummary,
+           record: AuditRecord) -> None:
+    """The tables, summary.json and the finished record; then the partial work goes."""
+    for name, table in tables.items():
+        write_parquet(run.file(f"{name}.parquet"), table)
+    run.write(summary)
+    run.write(record)
+    run.clear_partial(partial)
 
 
 def _check_inputs(s: ImageSet, t: ImageSet, h: ImageSet) -> None:
@@ -179,14 +205,24 @@ def _search(s_set: ImageSet, t_set: ImageSet, h_set: ImageSet, cfg: AuditConfig,
             store: Path | None, timings: Timings, show: bool) -> Searched:
     """The training set's and the held-out set's own neighbours (cached: they depend only on the
     data), then every sample's, in resumable chunks."""
-    k = min(cfg.neighbours, len(t_set) - 1)
     with _timed(timings, "index"):
-        searcher = make_searcher(cfg.backend).fit(t_set.flat)
+        searcher = make_searcher(cfg.backend, **cfg.searcher_options()).fit(t_set.flat)
+    try:
+        return _search_with(searcher, s_set, t_set, h_set, cfg, store, timings, show)
+    finally:
+        close = getattr(searcher, "close", None)  # a cluster's workers (search.ray_sharded)
+        if close is not None:
+            close()
+
+
+def _search_with(searcher: Searcher, s_set: ImageSet, t_set: ImageSet, h_set: ImageSet,
+                 cfg: AuditConfig, store: Path | None, timings: Timings, show: bool) -> Searched:
+    k = min(cfg.neighbours, len(t_set) - 1)
     with _timed(timings, "train_neighbours"):
         train_nb = _cached_search(searcher, t_set, t_set, k, True, show, "training set vs itself")
     with _timed(timings, "controls_search"):
         ctrl_nb = _cached_search(searcher, t_set, h_set, k, False, show, "held-out vs training")
-        held_searcher = make_searcher(cfg.backend).fit(h_set.flat)
+        held_searcher = make_searcher(aux_backend(cfg.backend)).fit(h_set.flat)
         ctrl_held = _cached_search(held_searcher, h_set, h_set, 1, True, False, "held-out")
     reference = Reference(cfg, t_set, searcher, held_searcher, ctrl_nb.d2[:, 0],
                           train_nb.l2.mean(axis=1))
@@ -203,10 +239,41 @@ def _search(s_set: ImageSet, t_set: ImageSet, h_set: ImageSet, cfg: AuditConfig,
                     Neighbours(r["hd2"], r["hindex"], s_set.dim))
 
 
+def _search_key(searcher: Any) -> dict[str, Any]:
+    """What besides the data decides a searcher's neighbours: nothing for an exact backend, its
+    settings for an approximate one (part of every cache key built on its neighbours)."""
+    return {} if searcher.exact else {"search": {"backend": searcher.name,
+                                                 **searcher.settings()}}
+
+
+def _recall(found: Searched, sets: tuple[ImageSet, ImageSet, ImageSet], cfg: AuditConfig
+            ) -> SearchRecall:
+    """Recall of the approximate neighbours against the exact int8 search, on up to
+    ``cfg.recall_queries`` seeded queries of each kind."""
+    s_set, t_set, h_set = sets
+    searcher = found.reference.searcher
+    exact = make_searcher("int8").fit(t_set.flat)
+    rng = np.random.default_rng(cfg.seed)
+
+    def picks(n: int) -> np.ndarray:
+        return np.sort(rng.choice(n, min(n, cfg.recall_queries), replace=False))
+
+    k = found.sample_nb.d2.shape[1]
+    measures = {
+        "samples": measured(found.sample_nb, exact, s_set.flat, picks(len(s_set)), k),
+        "heldout": measured(found.ctrl_nb, exact, h_set.flat, picks(len(h_set)), k),
+        "train": measured(found.train_nb, exact, t_set.flat, picks(len(t_set)), k,
+                          exclude_self=True)}
+    return SearchRecall(backend=searcher.name, settings=searcher.settings(), seed=cfg.seed,
+                        recall=measures)
+
+
 def _cached_search(searcher: Any, ref: ImageSet, queries: ImageSet, k: int, exclude_self: bool,
                    show: bool, what: str) -> Neighbours:
-    """Neighbours that depend only on datasets, cached under $COPYSCOPE_HOME."""
-    key = {"ref": ref.sha256, "queries": queries.sha256, "k": k, "exclude_self": exclude_self}
+    """Neighbours that depend only on datasets (and an approximate backend's settings), cached
+    under $COPYSCOPE_HOME."""
+    key = {"ref": ref.sha256, "queries": queries.sha256, "k": k, "exclude_self": exclude_self,
+           **_search_key(searcher)}
 
     def compute() -> dict[str, np.ndarray]:
         nb = searcher.search(queries.flat, k, exclude_self=exclude_self, show=show)
@@ -223,7 +290,7 @@ def _tables(found: Searched, s_set: ImageSet, h_set: ImageSet
     ref = found.reference
     s_table = ref.evidence(s_set, found.sample_nb, found.sample_held)
     key = {"train": ref.train.sha256, "heldout": h_set.sha256, "k": ref.k,
-           "alpha": ref.config.alpha}
+           "alpha": ref.config.alpha, **_search_key(ref.searcher)}
     c_table = _cached_table("controls", key, lambda: evidence_table(
         h_set, found.ctrl_nb, found.ctrl_held, ref.train, ref.train_knn_mean,
         calibration.heldout_p_loo(ref.null_d2), ref.config, "heldout"))
@@ -272,34 +339,44 @@ def _items(train: ImageSet, s_table: pd.DataFrame, c_table: pd.DataFrame, train_
     return pd.DataFrame(table)
 
 
-def fit_cells(flat: np.ndarray, n_cells: int, seed: int) -> dict[str, np.ndarray]:
-    """Meehan et al.'s cells: k-means (scikit-learn, one initialisation) of flat uint8 rows,
-    their labels and centroids. Fitted on one thread: the M-step sums each thread's chunk of
-    points and then adds the threads' sums, so with more threads the centroids (and on MNIST
-    111 of 60,000 labels) change; on one thread every machine gets the same cells."""
+def fit_cells(flat: Any, n_cells: int, seed: int) -> dict[str, np.ndarray]:
+    """Meehan et al.'s cells: k-means (scikit-learn, one initialisation) of flat uint8 rows (in
+    memory or a store), their labels and centroids. Above KMEANS_FIT_MAX rows the centroids are
+    fitted on a seeded subsample and every row is then assigned to its nearest centroid. Fitted
+    on one thread: the M-step sums each thread's chunk of points and then adds the threads'
+    sums, so with more threads the centroids (and on MNIST 111 of 60,000 labels) change; on one
+    thread every machine gets the same cells."""
+    whole = len(flat) <= KMEANS_FIT_MAX
+    fit_on = flat if whole else flat[np.sort(np.random.default_rng(seed).choice(
+        len(flat), KMEANS_FIT_MAX, replace=False))]
     with threadpool_limits(limits=1):
-        km = KMeans(n_cells, n_init=1, random_state=seed).fit(flat.astype(np.float32))
-    return {"labels": km.labels_.astype(np.int64),
-            "centroids": km.cluster_centers_.astype(np.float32)}
+        km = KMeans(n_cells, n_init=1, random_state=seed).fit(np.asarray(fit_on, np.float32))
+    centroids = km.cluster_centers_.astype(np.float32)
+    return {"labels": km.labels_.astype(np.int64) if whole else _assign(flat, centroids),
+            "centroids": centroids}
 
 
 def _meehan(train: np.ndarray, train_sha: str, heldout: np.ndarray, samples: np.ndarray,
             cfg: AuditConfig) -> dict[str, Any]:
-    """C_T of Meehan et al. with T = ``train`` (flat uint8 rows): k-means cells on T, held-out
-    and samples assigned to the nearest centroid."""
+    """C_T of Meehan et al. with T = ``train`` (flat uint8 rows, in memory or a store): k-means
+    cells on T (on a seeded subsample of KMEANS_FIT_MAX images when T is larger, every image
+    then assigned to its nearest centroid), held-out and samples assigned the same way."""
     n_cells = min(cfg.cells, len(train))
     cells = cached_arrays("cells", {"train": train_sha, "cells": n_cells, "seed": cfg.seed},
                           lambda: fit_cells(train, n_cells, cfg.seed))
     centroids = cells["centroids"]
-
-    def assign(x: np.ndarray) -> np.ndarray:
-        xf = x.astype(np.float32)
-        d = (centroids**2).sum(1)[None] - 2 * xf @ centroids.T
-        return d.argmin(1)
-
     return datacopying.meehan_ct(
-        train, cells["labels"], heldout, assign(heldout), samples, assign(samples), n_cells,
-        cfg.min_cell_samples, lambda: make_searcher(cfg.backend))
+        train, cells["labels"], heldout, _assign(heldout, centroids), samples,
+        _assign(samples, centroids), n_cells, cfg.min_cell_samples,
+        lambda: make_searcher(aux_backend(cfg.backend)))
+
+
+def _assign(x: Any, centroids: np.ndarray, rows: int = 65536) -> np.ndarray:
+    """Each row's nearest k-means centroid, a block of rows at a time."""
+    c2 = (centroids**2).sum(1)[None]
+    parts = [(c2 - 2 * np.asarray(x[a : a + rows], np.float32) @ centroids.T).argmin(1)
+             for a in range(0, len(x), rows)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _seen(seen: Seen, s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.DataFrame,
@@ -311,7 +388,8 @@ def _seen(seen: Seen, s_table: pd.DataFrame, c_table: pd.DataFrame, items: pd.Da
     is_seen = seen.mask(len(t_set))
     unseen = np.flatnonzero(~is_seen)
     parts = [(seen.indices, "seen"), (unseen, "unseen")]
-    searchers = {name: make_searcher(cfg.backend).fit(t_set.flat[idx]) if len(idx) else None
+    searchers = {name: make_searcher(aux_backend(cfg.backend)).fit(t_set.flat[idx])
+                 if len(idx) else None
                  for idx, name in parts}
     s_table = s_table.assign(**_nearest_in(s_set.flat, parts, searchers, t_set.dim))
     c_table = c_table.assign(**_nearest_in(h_set.flat, parts, searchers, t_set.dim))

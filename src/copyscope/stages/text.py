@@ -38,8 +38,10 @@ from copyscope.records import (
 from copyscope.rundir import RunDir, command_line, now, versions
 from copyscope.text import control
 from copyscope.text.index import FORMAT, SuffixIndex
+from copyscope.text.sharded import ShardedIndex, open_index
 from copyscope.text.spans import MIN_LENGTH, measure
 
+Index = SuffixIndex | ShardedIndex
 AUTO = "auto"
 HELDOUT_OF = {"shakespeare:train": "shakespeare:heldout"}
 """The held-out corpus ``heldout="auto"`` picks for an index of a built-in training split."""
@@ -59,28 +61,32 @@ class TextSpans:
 
 def index_corpus(corpus: str | Path | TextCorpus, out: str | Path, column: str | None = None,
                  id_column: str | None = None, segments: bool = False, force: bool = False,
-                 show: bool = True) -> SuffixIndex:
-    """Build the suffix-array index of a corpus into the run directory ``out`` (or reuse it)."""
+                 show: bool = True, shard_bytes: int | None = None) -> Index:
+    """Build the suffix-array index of a corpus into the run directory ``out`` (or reuse it);
+    with ``shard_bytes``, in shards of at most that many bytes each (text.sharded), which give
+    the same answers (so an index of the same corpus is reused, sharded or not)."""
     started, clock = now(), time.perf_counter()
     c = require_text(load_corpus(corpus, column, id_column, segments))
     run = RunDir(Path(out))
     identity = TextIndexIdentity(corpus=c.sha256, format=FORMAT)
     if run.done(TextIndexRecord, identity) is not None:
         try:
-            return SuffixIndex.open(run.path)
+            return open_index(run.path)
         except CopyscopeError:
             pass  # damaged: built again below
     run.claim(TextIndexRecord, identity, force)
-    index = SuffixIndex.build(c, run.path, show=show)
+    index: Index = SuffixIndex.build(c, run.path, show=show) if shard_bytes is None else \
+        ShardedIndex.build(c, run.path, shard_bytes, show=show)
     run.write(TextIndexRecord(
         identity=identity, status="complete", inputs={"corpus": c.describe()},
-        params={"column": column, "id_column": id_column, "segments": segments},
+        params={"column": column, "id_column": id_column, "segments": segments,
+                **({"shard_bytes": shard_bytes} if shard_bytes is not None else {})},
         versions=_versions(), command=command_line(), started=started, finished=now(),
         timings_s={**index.meta["timings_s"], "total": round(time.perf_counter() - clock, 3)}))
     return index
 
 
-def find_spans(index: str | Path | SuffixIndex, texts: str | Path | TextCorpus,
+def find_spans(index: str | Path | Index, texts: str | Path | TextCorpus,
                out: str | Path | None = None, column: str | None = None,
                id_column: str | None = None, min_length: int = MIN_LENGTH,
                heldout: str | Path | TextCorpus | None = AUTO,
@@ -97,7 +103,7 @@ def find_spans(index: str | Path | SuffixIndex, texts: str | Path | TextCorpus,
     if not 0 < heldout_q < 1:
         raise CopyscopeError(f"heldout_q must lie strictly between 0 and 1, not {heldout_q}.")
     started, clock = now(), time.perf_counter()
-    ix = index if isinstance(index, SuffixIndex) else SuffixIndex.open(index)
+    ix = index if isinstance(index, SuffixIndex | ShardedIndex) else open_index(index)
     t = load_corpus(texts, column, id_column)
     if len(t) == 0:
         raise CopyscopeError(f"{t.source} holds no texts.")
@@ -139,7 +145,7 @@ def find_spans(index: str | Path | SuffixIndex, texts: str | Path | TextCorpus,
                      run.path if run is not None else None)
 
 
-def _judge(texts: pd.DataFrame, ix: SuffixIndex, h: TextCorpus | None, min_length: int,
+def _judge(texts: pd.DataFrame, ix: Index, h: TextCorpus | None, min_length: int,
            heldout_q: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Verdicts against the held-out chunks, or by the absolute rule alone without a control."""
     if h is not None:
@@ -150,7 +156,7 @@ def _judge(texts: pd.DataFrame, ix: SuffixIndex, h: TextCorpus | None, min_lengt
     return table, pd.DataFrame()
 
 
-def _heldout(ix: SuffixIndex, heldout: str | Path | TextCorpus | None) -> TextCorpus | None:
+def _heldout(ix: Index, heldout: str | Path | TextCorpus | None) -> TextCorpus | None:
     if heldout is None:
         return None
     if isinstance(heldout, str) and heldout == AUTO:
@@ -159,7 +165,7 @@ def _heldout(ix: SuffixIndex, heldout: str | Path | TextCorpus | None) -> TextCo
     return require_text(load_corpus(heldout))
 
 
-def _summary(table: pd.DataFrame, controls: pd.DataFrame, ix: SuffixIndex, t: TextCorpus,
+def _summary(table: pd.DataFrame, controls: pd.DataFrame, ix: Index, t: TextCorpus,
              h: TextCorpus | None, min_length: int, q: float) -> TextSummary:
     chars = int(table["chars"].sum())
     copied = int(table["copied_chars"].sum())

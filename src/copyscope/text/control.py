@@ -21,6 +21,7 @@ from copyscope.cache import cached_arrays
 from copyscope.data.corpus import TextCorpus
 from copyscope.detect import calibration
 from copyscope.text.index import SuffixIndex
+from copyscope.text.sharded import ShardedIndex
 from copyscope.text.spans import measure
 
 HELDOUT_Q = 0.001
@@ -39,7 +40,7 @@ class HeldoutText:
     ids: list[str]
 
 
-def heldout_text(index: SuffixIndex, heldout: TextCorpus) -> HeldoutText:
+def heldout_text(index: SuffixIndex | ShardedIndex, heldout: TextCorpus) -> HeldoutText:
     """Match the held-out documents whole (cached: it depends only on the two corpora)."""
     key = {"index": index.corpus_sha256, "doc_start": index.doc_start, "heldout": heldout.sha256}
 
