@@ -48,8 +48,10 @@ def now() -> str:
 
 
 def command_line() -> str:
-    """The command that is running, shell-quoted so it can be pasted back into a shell."""
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command that is running, shell-quoted so it can be pasted back into a shell
+    (``python -m copyscope ...`` is written as the ``copyscope ...`` it stands for)."""
+    name = Path(sys.argv[0]).name
+    return shlex.join(["copyscope" if name == "__main__.py" else name, *sys.argv[1:]])
 
 
 @dataclass(frozen=True)
