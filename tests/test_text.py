@@ -17,7 +17,7 @@ from copyscope.data.corpus import TextCorpus, from_texts
 from copyscope.data.textspec import load_corpus
 from copyscope.errors import CopyscopeError
 from copyscope.stages.text import find_spans, index_corpus
-from copyscope.text import SuffixIndex, measure, merge_matches
+from copyscope.text import SuffixIndex, kernels, measure, merge_matches
 from copyscope.text.control import HeldoutText, judge
 from copyscope.text.duplication import duplication
 
@@ -99,6 +99,27 @@ def test_no_match_crosses_a_document_boundary():
     assert list(m.length) == [3, 2, 1, 3, 2, 1]
     assert list(m.doc) == [0, 0, 0, 1, 1, 1] and list(m.offset) == [2, 3, 4, 0, 1, 2]
     assert index.count(b"cd") == 0 and index.count(b"abc") == 1
+
+
+def test_ranges_in_threads_give_what_one_pass_gives(monkeypatch):
+    """The LCP passes and the longest matches cut into ranges (run in threads) agree with one
+    range, at every cut: a range starts its running match afresh."""
+    rng = np.random.default_rng(0)
+    docs = ["".join(rng.choice(list("abcab "), size=int(rng.integers(50, 400))))
+            for _ in range(12)]
+    query = ("\xff".join(docs[:3]) + "zz" + docs[5][40:300] + "abcabcab").encode("latin-1")
+    whole = SuffixIndex.build(from_texts(docs), show=False)
+    one = whole.matches(query)
+    monkeypatch.setattr(kernels, "MIN_RANGE", 7)
+    isa, lcp = kernels.inverse_and_lcp(whole.text, whole.sa, threads=5)
+    assert np.array_equal(isa, whole.isa) and np.array_equal(lcp, whole.lcp)
+    cut = SuffixIndex.build(from_texts(docs), show=False)
+    assert np.array_equal(cut.lcp, whole.lcp)
+    for threads in (2, 3, 8):
+        monkeypatch.setattr(kernels.os, "sched_getaffinity", lambda _, t=threads: range(t))
+        many = cut.matches(query)
+        for field in ("length", "doc", "offset", "count"):
+            assert np.array_equal(getattr(many, field), getattr(one, field)), (threads, field)
 
 
 def test_a_text_entirely_copied_and_texts_empty_or_short():

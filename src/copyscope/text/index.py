@@ -189,8 +189,10 @@ class SuffixIndex:
         q = np.frombuffer(query, np.uint8) if isinstance(query, bytes) else np.asarray(query)
         if q.dtype != np.uint8:
             raise ValueError("a query must be bytes or a uint8 array")
-        length, where, count = kernels.longest_matches(
-            self.text, self.sa, self.isa, self.lcp, self._table, self._bucket, q)
+        table, bucket = self._table, self._bucket
+        parts = kernels.in_ranges(lambda lo, hi: kernels.longest_matches(
+            self.text, self.sa, self.isa, self.lcp, table, bucket, q, lo, hi), len(q))
+        length, where, count = (np.concatenate([p[k] for p in parts]) for k in range(3))
         doc, offset = self.locate(where)
         return Matches(length, doc, offset, count)
 

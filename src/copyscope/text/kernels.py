@@ -18,30 +18,65 @@ are (Abouelhoda, Kurtz & Ohlebusch 2004, "Replacing suffix trees with enhanced s
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
 SEP = 0xFF
 BLOCK = 64
 """LCP entries per block of the block-minimum table."""
+MIN_RANGE = 1 << 16
+"""Fewest bytes worth a thread of their own."""
 
 
-@numba.njit(cache=True, nogil=True)
-def inverse_and_lcp(text: np.ndarray, sa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def inverse_and_lcp(text: np.ndarray, sa: np.ndarray, threads: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The inverse suffix array and the LCP array, by the Φ algorithm.
 
     Kärkkäinen, Manzini & Puglisi (2009), "Permuted Longest-Common-Prefix Array", CPM: the LCP
     is computed in text order (PLCP, where each value is at least the previous one minus one)
-    and then permuted into suffix-array order.
+    and then permuted into suffix-array order. Each of the three passes is cut into ``threads``
+    ranges run at once (the kernels release the GIL); a PLCP range starts its running match at
+    0, which costs at most one extra match per range and gives the same values, so the arrays
+    do not depend on the thread count.
     """
     n = len(sa)
     isa = np.empty(n, sa.dtype)
     plcp = np.empty(n, sa.dtype)  # holds Φ first: the suffix ranked just before each suffix
-    for r in range(n):
+    lcp = np.empty(n, sa.dtype)
+    in_ranges(lambda lo, hi: _isa_and_phi(sa, isa, plcp, lo, hi), n, threads)
+    in_ranges(lambda lo, hi: _plcp(text, plcp, lo, hi), n, threads)
+    in_ranges(lambda lo, hi: _permute(plcp, sa, lcp, lo, hi), n, threads)
+    return isa, lcp
+
+
+def in_ranges(job: Callable[[int, int], object], n: int, threads: int = 0) -> list:
+    """``job(lo, hi)`` over ``threads`` (0: this process's CPUs) consecutive ranges covering
+    range(n), at once in threads; the results in range order."""
+    threads = threads or len(os.sched_getaffinity(0))
+    cuts = np.linspace(0, n, max(1, min(threads, n // MIN_RANGE + 1)) + 1).astype(np.int64)
+    if len(cuts) == 2:
+        return [job(0, n)]
+    with ThreadPoolExecutor(len(cuts) - 1) as pool:
+        return list(pool.map(job, cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
+@numba.njit(cache=True, nogil=True)
+def _isa_and_phi(sa: np.ndarray, isa: np.ndarray, phi: np.ndarray, lo: int, hi: int) -> None:
+    for r in range(lo, hi):
         isa[sa[r]] = r
-        plcp[sa[r]] = sa[r - 1] if r > 0 else -1
+        phi[sa[r]] = sa[r - 1] if r > 0 else -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _plcp(text: np.ndarray, plcp: np.ndarray, lo: int, hi: int) -> None:
+    """PLCP over text positions [lo, hi), in place of Φ."""
+    n = len(text)
     h = 0
-    for i in range(n):
+    for i in range(lo, hi):
         j = plcp[i]
         if j < 0:
             plcp[i] = 0
@@ -52,10 +87,12 @@ def inverse_and_lcp(text: np.ndarray, sa: np.ndarray) -> tuple[np.ndarray, np.nd
         plcp[i] = h
         if h > 0:
             h -= 1
-    lcp = np.empty(n, sa.dtype)
-    for r in range(n):
+
+
+@numba.njit(cache=True, nogil=True)
+def _permute(plcp: np.ndarray, sa: np.ndarray, lcp: np.ndarray, lo: int, hi: int) -> None:
+    for r in range(lo, hi):
         lcp[r] = plcp[sa[r]]
-    return isa, lcp
 
 
 def block_table(lcp: np.ndarray) -> np.ndarray:
@@ -190,22 +227,24 @@ def find(text: np.ndarray, sa: np.ndarray, bucket: np.ndarray, pattern: np.ndarr
 
 @numba.njit(cache=True, nogil=True)
 def longest_matches(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.ndarray,
-                    table: np.ndarray, bucket: np.ndarray, query: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every query byte i: the longest prefix of query[i:] in the text, one text position
-    where it occurs (the first in suffix order; -1 if none) and its number of occurrences.
+                    table: np.ndarray, bucket: np.ndarray, query: np.ndarray, first: int,
+                    stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every query byte i in [first, stop): the longest prefix of query[i:] in the text
+    (which may run past ``stop``), one text position where it occurs (the first in suffix order;
+    -1 if none) and its number of occurrences. A range starts with an empty match, so ranges
+    can be computed apart and give what one pass gives.
 
     A separator byte in the query matches nothing, so several texts can be queried at once,
     joined by separators, without a match running from one into the next.
     """
     q = len(query)
-    length = np.zeros(q, np.int64)
-    where = np.full(q, -1, np.int64)
-    count = np.zeros(q, np.int64)
+    length = np.zeros(stop - first, np.int64)
+    where = np.full(stop - first, -1, np.int64)
+    count = np.zeros(stop - first, np.int64)
     d = 0
     lo = 0
     hi = 0
-    for i in range(q):
+    for i in range(first, stop):
         while i + d < q:
             c = query[i + d]
             if c == SEP:
@@ -220,9 +259,9 @@ def longest_matches(text: np.ndarray, sa: np.ndarray, isa: np.ndarray, lcp: np.n
             d += 1
         if d == 0:
             continue
-        length[i] = d
-        where[i] = sa[lo]
-        count[i] = hi - lo + 1
+        length[i - first] = d
+        where[i - first] = sa[lo]
+        count[i - first] = hi - lo + 1
         d -= 1
         if d > 0:  # query[i+1:i+1+d] occurs one byte after sa[lo]: widen around that suffix
             r0 = isa[sa[lo] + 1]
