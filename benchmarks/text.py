@@ -255,18 +255,16 @@ def benchmark(args: argparse.Namespace) -> str:
             "max": f"{ls.max():,}", "chunks with a span >= 50": f"{np.mean(ls >= 50):.2%}"})
 
     exe = Path(sys.executable)
-    command = shlex.join(["nice", "-n", "10", f"{exe.parent.parent.name}/bin/{exe.name}",
-                          "benchmarks/text.py", *sys.argv[1:]])
+    command = shlex.join([f"{exe.parent.parent.name}/bin/{exe.name}", "benchmarks/text.py",
+                          *sys.argv[1:]])
     lines = [
         "## Text: suffix-array index and longest-match spans", "",
         f"Written by `benchmarks/text.py` on {dt.date.today().isoformat()}.", "",
         f"    {command}", "",
         *machine(),
-        f"- Load average (1, 5, 15 min) at the start {load_start}, at the end {load()}: both "
-        "cores were busy with background model training (and other jobs) throughout, so wall "
-        "times are what a busy 2-core machine gives. CPU s is the CPU time of the run (all its "
-        "threads; for infini-gram, its indexer processes): MB per CPU-second is the rate on a "
-        "core of one's own.",
+        f"- Load average (1, 5, 15 min) at the start {load_start}, at the end {load()}. "
+        f"{args.note} CPU s is the CPU time of the run (all its threads; for infini-gram, its "
+        "indexer processes): MB per CPU-second is the rate on a core of one's own.",
         f"- Corpus: shakespeare:train (seed 0): {len(train)} texts, {n / 1e6:.2f} MB; queries from "
         f"shakespeare:heldout ({len(held)} texts of 8 works). Best of {args.repeat} runs.", "",
         "### Index build", "", *table(build_rows), "",
@@ -292,6 +290,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-infini-gram", dest="infini_gram", action="store_false")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="a sentence about the machine while it ran")
     args = parser.parse_args()
     section = benchmark(args)
     replace_section(args.results, "text", section)
