@@ -153,9 +153,9 @@ class AppState:
     sample_owner: pd.DataFrame
     """Row i of the samples index: the run and sample it came from, its nearest training item
     and its verdict (``is_copy``)."""
-    landing: pd.DataFrame
-    """Per training item, over all runs: samples nearest to it (``n_nearest``) and copies of it
-    by each run's default criterion (``n_copies``)."""
+    landing: np.ndarray
+    """int64 (N, 2): per training item, over all runs, samples nearest to it (``n_nearest``) and
+    copies of it by each run's default criterion (``n_copies``)."""
     rates: pd.DataFrame
     """The per-criterion copy rates and held-out false-positive rates of every run."""
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -210,7 +210,7 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
     owner = pd.concat([r.samples[["sample", "nn_train", "is_copy"]].assign(run=n)
                        for n, r in runs.items()], ignore_index=True)
     owner = owner[["run", "sample", "nn_train", "is_copy"]]
-    landing = sum(r.items[["n_nearest", "n_copies"]] for r in runs.values())
+    landing = sum(r.items[["n_nearest", "n_copies"]].to_numpy(np.int64) for r in runs.values())
     samples_searcher = make_searcher("int8").fit(
         np.concatenate([images[n]["samples"].flat for n in runs]))
     timings["index"] = time.perf_counter() - start

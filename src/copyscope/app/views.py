@@ -291,7 +291,7 @@ def query(state: AppState, image: np.ndarray, k: int = QUERY_K) -> Query:
     k = min(k, len(found.index))
     idx, d2 = found.index[:k], found.d2[:k]
     measures = pair_measures(np.repeat(q[None], k, 0), state.train.images[idx], d2)
-    landed = state.landing.to_numpy()[idx]
+    landed = state.landing[idx]
     labels = state.train.labels[idx] if state.train.labels is not None else np.full(k, -1)
     table = pd.DataFrame({"rank": np.arange(1, k + 1), "item": idx, "label": labels,
                           **{m: measures[m] for m in ("rmse", "psnr", "ssim", "ms_ssim", "uiq")},
