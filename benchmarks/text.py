@@ -307,8 +307,9 @@ def highlight_queries(train: TextCorpus, held: TextCorpus, size: int = 10_000
 def highlight_benchmark(args: argparse.Namespace) -> str:
     """The app's Text tab: highlight() on 10 KB (index opened once) against the spans stage per
     request (find_spans: opens the index and the held-out control each time)."""
+    from copyscope.analysis.texts import open_lookup
     from copyscope.stages.text import find_spans, index_corpus
-    from copyscope.text.highlight import highlight, open_lookup
+    from copyscope.text.highlight import highlight
 
     load_start = load()
     train, held = shakespeare.load("train"), shakespeare.load("heldout")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from copyscope.data.textspec import load_corpus
 from copyscope.errors import CopyscopeError
 from copyscope.files import read_json, read_parquet
 from copyscope.records import (
@@ -23,6 +25,9 @@ from copyscope.records import (
     TextSummary,
 )
 from copyscope.rundir import RunDir
+
+if TYPE_CHECKING:
+    from copyscope.text.highlight import TextLookup
 
 SPAN_TABLES = ("texts", "spans", "controls")
 
@@ -88,3 +93,36 @@ def open_text_results_all(paths: Sequence[str | Path]) -> list[TextResults]:
         if names.count(r.name) > 1:
             r.label = f"{r.path.parent.name}/{r.path.name}"
     return opened
+
+
+def open_lookup(path: str | Path, min_length: int | None = None) -> TextLookup:
+    """Open the index of a ``copyscope text spans`` run directory (with its min_length and its
+    held-out control) or an index folder itself (no control); ``min_length`` overrides."""
+    from copyscope.text import control  # the index's kernels load Numba: only when asked
+    from copyscope.text.highlight import TextLookup
+    from copyscope.text.sharded import open_index
+    from copyscope.text.spans import MIN_LENGTH
+
+    path = Path(path)
+    record = RunDir(path).read(TextSpansRecord) if (path / "run.json").is_file() else None
+    if record is None or not record.complete:
+        return TextLookup(open_index(path), min_length or MIN_LENGTH)
+    where = (record.inputs or {}).get("index", {}).get("path")
+    if not where:
+        raise CopyscopeError(f"{path / 'run.json'} names no index; give the index folder.")
+    index = open_index(where)
+    if record.identity is not None and index.corpus_sha256 != record.identity.index:
+        raise CopyscopeError(f"{where} now holds another corpus than the one {path} was "
+                             "measured against (content hash differs).")
+    params = record.params or {}
+    lookup = TextLookup(index, min_length or int(params.get("min_length", MIN_LENGTH)),
+                        heldout_q=float(params.get("heldout_q", control.HELDOUT_Q)))
+    held = (record.inputs or {}).get("heldout")
+    if held:
+        corpus = load_corpus(held["spec"])
+        if corpus.sha256 != held["sha256"]:
+            raise CopyscopeError(f"{held['spec']} has changed since {path} was measured "
+                                 "(content hash differs).")
+        lookup.heldout = control.heldout_text(index, corpus)  # cached on disk after the first
+        lookup.heldout_source = corpus.source
+    return lookup

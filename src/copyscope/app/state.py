@@ -33,7 +33,7 @@ import torch
 
 from copyscope.analysis import AuditedRun, trends
 from copyscope.analysis.audited import open_audits
-from copyscope.analysis.texts import is_text_results
+from copyscope.analysis.texts import is_text_results, open_lookup
 from copyscope.data import ImageSet
 from copyscope.errors import CopyscopeError
 from copyscope.records import AuditRecord, TextSummary
@@ -246,8 +246,6 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
 def text_lookup(texts: Sequence[str | Path], index: str | Path | None) -> TextLookup | None:
     """The Text tab's index: ``index`` if given, else that of the first text run that found
     spans (its min_length and held-out control with it); None when there is neither."""
-    from copyscope.text.highlight import open_lookup  # Numba: only for an app with text
-
     if index is not None:
         return open_lookup(index)
     spans = [p for p in texts if (Path(p) / (TextSummary.file or "")).is_file()]

@@ -1,7 +1,7 @@
 """One text against an opened index: its verbatim spans, their source passages, and HTML with
 the copied characters marked. What the web app's Text tab shows, callable from a notebook::
 
-    lookup = open_lookup("runs/spans")          # a `text spans` run, or an index folder
+    lookup = open_lookup("runs/spans")  # copyscope.analysis.texts: a spans run, or an index
     found = highlight(lookup, "Shall I compare thee to a summer's day? ...")
     found.spans, found.passages, found.heldout_p, found.html
 
@@ -22,16 +22,13 @@ import numpy as np
 import pandas as pd
 
 from copyscope.data.corpus import from_texts
-from copyscope.data.textspec import load_corpus
 from copyscope.detect import calibration
 from copyscope.errors import CopyscopeError
-from copyscope.records import TextSpansRecord
-from copyscope.rundir import RunDir
 from copyscope.text import control
 from copyscope.text.control import HeldoutText
 from copyscope.text.index import SuffixIndex
 from copyscope.text.passages import Documents, Passage
-from copyscope.text.sharded import ShardedIndex, open_index
+from copyscope.text.sharded import ShardedIndex
 from copyscope.text.spans import MIN_LENGTH, measure
 
 MAX_BYTES = 1_000_000
@@ -41,7 +38,7 @@ MAX_BYTES = 1_000_000
 @dataclass
 class TextLookup:
     """An opened index with the spans stage's settings and, when it had one, its held-out
-    control (see :func:`open_lookup`)."""
+    control (:func:`copyscope.analysis.texts.open_lookup` opens one from a spans run)."""
 
     index: SuffixIndex | ShardedIndex
     min_length: int = MIN_LENGTH
@@ -99,34 +96,6 @@ class Highlighted:
         return (f"{out} {100 * self.heldout_p:.2f}% of {self.heldout_n:,} held-out human "
                 f"chunks of this length have a match at least as long: {verdict} for human "
                 f"text (flagged at {100 * self.heldout_q:g}% or less).")
-
-
-def open_lookup(path: str | Path, min_length: int | None = None) -> TextLookup:
-    """Open the index of a ``copyscope text spans`` run directory (with its min_length and its
-    held-out control) or an index folder itself (no control); ``min_length`` overrides."""
-    path = Path(path)
-    record = RunDir(path).read(TextSpansRecord) if (path / "run.json").is_file() else None
-    if record is None or not record.complete:
-        return TextLookup(open_index(path), min_length or MIN_LENGTH)
-    where = (record.inputs or {}).get("index", {}).get("path")
-    if not where:
-        raise CopyscopeError(f"{path / 'run.json'} names no index; give the index folder.")
-    index = open_index(where)
-    if record.identity is not None and index.corpus_sha256 != record.identity.index:
-        raise CopyscopeError(f"{where} now holds another corpus than the one {path} was "
-                             "measured against (content hash differs).")
-    params = record.params or {}
-    lookup = TextLookup(index, min_length or int(params.get("min_length", MIN_LENGTH)),
-                        heldout_q=float(params.get("heldout_q", control.HELDOUT_Q)))
-    held = (record.inputs or {}).get("heldout")
-    if held:
-        corpus = load_corpus(held["spec"])
-        if corpus.sha256 != held["sha256"]:
-            raise CopyscopeError(f"{held['spec']} has changed since {path} was measured "
-                                 "(content hash differs).")
-        lookup.heldout = control.heldout_text(index, corpus)  # cached on disk after the first
-        lookup.heldout_source = corpus.source
-    return lookup
 
 
 def highlight(lookup: TextLookup, text: str) -> Highlighted:
