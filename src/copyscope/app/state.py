@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,13 +33,17 @@ import torch
 
 from copyscope.analysis import AuditedRun, trends
 from copyscope.analysis.audited import open_audits
+from copyscope.analysis.texts import is_text_results, open_lookup
 from copyscope.data import ImageSet
 from copyscope.errors import CopyscopeError
-from copyscope.records import AuditRecord
+from copyscope.records import AuditRecord, TextSummary
 from copyscope.rundir import MANIFEST, RunDir
 from copyscope.search import Neighbours, Searcher, make_searcher
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.evidence import Reference
+
+if TYPE_CHECKING:
+    from copyscope.text.highlight import TextLookup
 
 THREADS = 1
 QUERY_SAMPLES = 8
@@ -161,6 +166,9 @@ class AppState:
     timings_s: dict[str, float] = field(default_factory=dict)
     figures: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     """Rendered figures (see :func:`copyscope.app.views.core_figure`)."""
+    text: TextLookup | None = None
+    """The text index behind the Text tab (see :func:`copyscope.text.highlight.open_lookup`),
+    or None when no text run or index was given."""
     queries: QueryBatcher = field(init=False)
     """Users' queries, searched in batches (:func:`search_queries`)."""
 
@@ -180,8 +188,12 @@ class AppState:
 
 
 def load_state(paths: Sequence[str | Path], warm: bool = True,
-               threads: int | None = THREADS) -> AppState:
+               threads: int | None = THREADS, text_index: str | Path | None = None
+               ) -> AppState:
     """Read the runs and build the indexes. All runs must be audited against one training set.
+
+    Text runs among ``paths`` (folders ``copyscope text spans`` wrote) or ``text_index`` (such a
+    run, or an index folder) give the Text tab its index, opened once (:func:`text_lookup`).
 
     ``threads`` sets torch's (process-wide) intra-op threads; None leaves them alone. The app
     answers small requests (a query is one pass of a single row over the training set; live
@@ -191,9 +203,11 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
     ``warm`` runs :func:`warm_up` before returning; the app runs it in the background once its
     server listens instead.
     """
+    texts = [p for p in paths if is_text_results(p)]
+    paths = [p for p in paths if p not in texts]
     if not paths:
         raise CopyscopeError("the app needs at least one run directory written by "
-                             "`copyscope audit --out`.")
+                             "`copyscope audit --out` (text runs come beside image runs).")
     if threads is not None:
         torch.set_num_threads(threads)
     timings: dict[str, float] = {}
@@ -219,11 +233,23 @@ def load_state(paths: Sequence[str | Path], warm: bool = True,
     rates = trends.compare(list(runs.values()))
     rates["run"] = rates["path"].map({str(r.path): name for name, r in runs.items()})
     timings["rates"] = time.perf_counter() - start
+    start = time.perf_counter()
+    text = text_lookup(texts, text_index)
+    timings["text_index"] = time.perf_counter() - start
     state = AppState(runs, train, searcher, references, samples_searcher, owner, landing, rates,
-                     timings)
+                     timings, text=text)
     if warm:
         warm_up(state)
     return state
+
+
+def text_lookup(texts: Sequence[str | Path], index: str | Path | None) -> TextLookup | None:
+    """The Text tab's index: ``index`` if given, else that of the first text run that found
+    spans (its min_length and held-out control with it); None when there is neither."""
+    if index is not None:
+        return open_lookup(index)
+    spans = [p for p in texts if (Path(p) / (TextSummary.file or "")).is_file()]
+    return open_lookup(spans[0]) if spans else None
 
 
 def _references(runs: dict[str, AuditedRun], images: dict[str, dict[str, ImageSet]],

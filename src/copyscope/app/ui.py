@@ -37,6 +37,7 @@ from copyscope.app.state import AppState, warm_up
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.pictures import png_uri
+from copyscope.text.highlight import highlight, read_text_file
 
 HOST = "127.0.0.1"
 PORT = 7860
@@ -46,6 +47,10 @@ CSS = """
 .pixelated img, .pixelated canvas, .tile img { image-rendering: pixelated; }
 .tiles { display: flex; flex-wrap: wrap; gap: 10px; }
 .tile { margin: 0; text-align: center; font-size: 12px; }
+.copyscope-text, .copyscope-passage { white-space: pre-wrap; font-family: ui-monospace, monospace;
+                                      font-size: 13px; }
+.copyscope-passage { background: #f6f7f9; padding: 4px 8px; margin: 2px 0 8px; }
+.copyscope-text mark, .copyscope-passage mark { background: #f5b7b1; }
 """
 THEME = gr.themes.Default(
     font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -121,6 +126,8 @@ def build(state: AppState) -> gr.Blocks:
             _query_tab(state)
         with gr.Tab("Live"):
             _live_tab(state)
+        with gr.Tab("Text"):
+            _text_tab(state)
         app.load(lambda: (views.answer_figure(state), views.epoch_figure(state),
                           views.rates_figure(state), views.core_figure(state, state.first)),
                  None, figures, api_name=False)
@@ -401,3 +408,38 @@ def _live_tab(state: AppState) -> None:
 
     run.change(choose, run, [checkpoint, steps, seed], api_name=False)
     go.click(make, [run, checkpoint, steps, seed, n], [gallery, text, table], api_name="live")
+
+
+def _text_tab(state: AppState) -> None:
+    lookup = state.text
+    if lookup is None:
+        gr.Markdown("No text index is loaded: start the app with a `copyscope text spans` run "
+                    "among its runs, or with `--index` naming one (or an index folder).")
+        return
+    control = (f" and judged against held-out human text ({literal(lookup.heldout_source)})"
+               if lookup.heldout_source else "")
+    gr.Markdown(f"Paste or upload text: every span of at least {lookup.min_length} characters "
+                f"found verbatim in the training corpus ({len(lookup.index):,} documents) is "
+                f"marked, numbered and shown in its source passage{control}.")
+    with gr.Row():
+        box = gr.Textbox(lines=8, max_lines=20, label="text", elem_id="text-query", scale=3)
+        with gr.Column(scale=1):
+            upload = gr.File(file_types=[".txt"], type="filepath", label="...or upload a .txt "
+                             "file (UTF-8)", elem_id="text-upload")
+            go = gr.Button("Find copied spans", variant="primary", elem_id="text-search")
+    text = gr.Markdown(elem_id="text-verdict")
+    marked = gr.HTML(elem_id="text-spans")
+
+    @said(("", ""), at=0)
+    def answer(value: str | None) -> tuple[str, str]:
+        found = highlight(lookup, value or "")
+        return literal(found.sentence()), found.html
+
+    @said(("", ""), at=0)
+    def from_file(path: str | None) -> tuple[str, str]:
+        if path is None:
+            raise CopyscopeError("upload a .txt file.")
+        return answer(read_text_file(path))
+
+    go.click(answer, box, [text, marked], api_name="text", queue=False)
+    upload.upload(from_file, upload, [text, marked], api_name="text_upload", queue=False)

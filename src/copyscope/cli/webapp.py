@@ -18,13 +18,17 @@ from copyscope.cli.common import console, say
 
 def app_command(
     runs: Annotated[list[Path] | None, typer.Argument(
-        help="Run directories written by `copyscope audit --out` (default: every finished "
-             "audit under ./runs).", show_default=False)] = None,
+        help="Run directories written by `copyscope audit --out`, and text runs for the Text "
+             "tab (default: every finished audit under ./runs).", show_default=False)] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the app on "
                                            "this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    index: Annotated[Path | None, typer.Option(
+        help="The Text tab's index: a `copyscope text spans` run or a `copyscope text index` "
+             "folder (default: the first text spans run among RUNS).")] = None,
 ) -> None:
-    """Serve the web app: overview, copies, training items, query by drawing or upload, live."""
+    """Serve the web app: overview, copies, training items, query by drawing or upload, live,
+    and copied spans of a pasted text."""
     from copyscope.app.state import find_runs, load_state
 
     paths = runs or find_runs()
@@ -33,7 +37,7 @@ def app_command(
             ThreadPoolExecutor(1) as pool:
         # Gradio is imported in the background while the runs load
         importing = pool.submit(importlib.import_module, "copyscope.app.ui")
-        state = load_state(paths, warm=False)  # warmed up once the server listens
+        state = load_state(paths, warm=False, text_index=index)  # warmed up once the server listens
         ui = importing.result()
     ui.check_port(host, port)
     say("Loaded {n} run(s) ({runs}) and indexed {images:,} training images in {s:.1f} s.",

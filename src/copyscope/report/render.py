@@ -16,11 +16,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from copyscope.analysis.audited import open_audits
 from copyscope.analysis.stage import analyse
+from copyscope.analysis.texts import is_text_results, open_text_results_all
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.files import atomic_path
 from copyscope.progress import progress
 from copyscope.report.sections import comparison_section, is_missing, run_section
+from copyscope.report.text import text_section
 from copyscope.rundir import command_line, now, versions
 
 TEMPLATE = "report.html.j2"
@@ -39,7 +41,9 @@ def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
 
     One run gives a report on that run; several give a comparison report that opens with the
     answer across runs, then a section per run (with its per-item trend figures for up to
-    :data:`DETAIL_RUNS` runs).
+    :data:`DETAIL_RUNS` runs). Text runs (folders the text stages wrote into, see
+    :mod:`copyscope.analysis.texts`) get the text section (:mod:`copyscope.report.text`),
+    beside any image audits.
     ``top`` is the number of flagged copies shown, ``per_item`` the number of samples shown beside
     each most-regenerated training item.
     """
@@ -48,15 +52,18 @@ def write_report(runs: Sequence[str | Path], out: str | Path, top: int = 12,
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise CopyscopeError(f"{out}: the report is an HTML file; give a name ending in .html.")
-    data = open_audits(runs)
+    texts = open_text_results_all([r for r in runs if is_text_results(r)])
+    data = open_audits([r for r in runs if not is_text_results(r)])
     detail = len(data) <= DETAIL_RUNS
     top = top if detail else min(top, COMPACT["top"])
     sections = [run_section(analyse(d), top, per_item, COMPACT["regenerated"] if not detail
                             else 6, COMPACT["controls"] if not detail else 4, detail)
                 for d in progress(data, desc="report", total=len(data), show=show)]
+    text_sections = [text_section(t, top) for t in texts]
     html = render({
-        "title": _title(sections),
+        "title": _title(sections + text_sections),
         "runs": sections,
+        "texts": text_sections,
         "comparison": comparison_section(data) if len(data) > 1 else None,
         "criteria": CRITERIA,
         "generated": now(),
