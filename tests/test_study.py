@@ -144,3 +144,53 @@ def test_quality_tells_digits_from_noise_and_shows_collapse(classifier):
 def test_frechet_distance_of_a_set_to_itself_is_zero(classifier):
     digits = load("mnist:test[:500]")
     assert frechet_distance(classifier, digits, digits) == pytest.approx(0, abs=1e-2)
+
+
+TEXT_STUDY = """
+[study]
+out = "{out}"
+samples = 6
+prompts = 4
+bits = 2
+
+[[models]]
+name = "gzip-sonnet"
+family = "gzip"
+train = "{corpus}"
+heldout = "{held}"
+settings = {{ length = 60 }}
+"""
+
+
+def test_a_text_model_in_a_study_gets_spans_extraction_and_bits(tmp_path, monkeypatch):
+    """A text model's run directory ends with its texts, their spans against the training
+    corpus (held-out split as the control), k-extractability and bits per byte; the study
+    table, which compares image audits, has no row for it."""
+    from copyscope.records import CompressionSummary, ExtractionSummary, TextSummary
+    from copyscope.rundir import RunDir
+    from copyscope.stages import measure_text
+
+    monkeypatch.setattr(measure_text, "CHUNK_BYTES", 96)
+    sonnet = load_corpus_text()
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "seen.txt").write_text(sonnet[:700])
+    (tmp_path / "held").mkdir()
+    (tmp_path / "held" / "unseen.txt").write_text(sonnet[700:1400])
+    path = tmp_path / "study.toml"
+    path.write_text(TEXT_STUDY.format(out=tmp_path / "runs", corpus=tmp_path / "corpus",
+                                      held=tmp_path / "held"))
+    table = run_study(read_study(path), show=False)
+    run = RunDir(tmp_path / "runs" / "gzip-sonnet")
+    spans, extraction = run.read(TextSummary), run.read(ExtractionSummary)
+    bits = run.read(CompressionSummary)
+    assert table.empty
+    assert spans is not None and spans.n_texts == 6
+    assert extraction is not None and extraction.prompts["train"] == 4
+    assert bits is not None and bits.kind == "text"
+    assert len(list((run.path / "samples").glob("*.jsonl"))) == 1
+
+
+def load_corpus_text() -> str:
+    from copyscope.data.textspec import load_corpus
+
+    return load_corpus("shakespeare:train[48:49]").text(0)

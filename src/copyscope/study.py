@@ -15,6 +15,7 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     quality = true              # classifier histogram, confidence, Fréchet distance
     bits = 500                  # storage in bits of density models (items per set; 0: off)
     sweep = ["ddpm-300"]        # audit every saved checkpoint of these models
+    prompts = 100               # k-extractability prompts per set (text models)
     note = "..."                # printed under the table
 
     [[models]]
@@ -27,6 +28,19 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
     from = "models/ddpm-300"    # optional: a training run to start from (finished, or to go
                                 # on training; where the folder does not exist, trained here)
     settings = { block_out_channels = [16, 32, 32] }
+
+    [[models]]
+    name = "textlm-shakespeare"
+    family = "textlm"
+    train = "shakespeare:train" # a text corpus: the model's texts are judged by text spans
+                                # against an index of it (in <out>/<name>/index), held-out
+                                # split as the control; k-extractability and bits per byte too
+    heldout = "auto"            # text models: the control ("auto": the corpus's held-out split)
+
+Text models are evaluated on their own texts and corpus, not the image audit: sample, `text
+spans` against the training corpus with its held-out split as the control, `text extract` and,
+with ``bits``, `compress measure` (bits per byte), all written into the model's run directory.
+They have no row in the study table, which compares image audits.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from copyscope.data import load
 from copyscope.errors import CopyscopeError
 from copyscope.files import write_parquet
 from copyscope.models import FAMILIES, fact_names, family_class
-from copyscope.models.base import make_config
+from copyscope.models.base import TEXT, make_config
 from copyscope.models.checkpoints import checkpoints
 from copyscope.records import AuditRecord, AuditSummary, QualityRecord, SampleRecord, TrainRecord
 from copyscope.rundir import RunDir
@@ -51,6 +65,7 @@ from copyscope.stages.audit import audit, audit_identity
 from copyscope.stages.audit_config import AuditConfig
 from copyscope.stages.sample import EPOCHS, sample
 from copyscope.stages.seen import find_seen
+from copyscope.stages.text import AUTO
 from copyscope.stages.train import (
     CHECKPOINTS,
     INDICES,
@@ -58,6 +73,7 @@ from copyscope.stages.train import (
     TrainConfig,
     train,
     training_data,
+    training_kind,
 )
 
 TABLE = "study.parquet"
@@ -69,6 +85,9 @@ class ModelSpec:
     train: TrainConfig
     samples: int
     source: Path | None = None
+    heldout: str = AUTO
+    """A text model's control: text it never saw ("auto": the held-out split of a built-in
+    corpus, e.g. shakespeare:heldout)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,8 @@ class Study:
     bits: int = 0
     """Items of each set (training, held-out) that ``compress measure`` codes for every model
     with exact likelihoods (PixelCNN, gzip); 0 leaves storage in bits out."""
+    prompts: int = 100
+    """k-extractability prompts per set (training, held-out) of every text model."""
     sweep: tuple[str, ...] = ()
     note: str = ""
     models: tuple[ModelSpec, ...] = field(default_factory=tuple)
@@ -98,8 +119,8 @@ def read_study(path: str | Path) -> Study:
     except tomllib.TOMLDecodeError as e:
         raise CopyscopeError(f"{path} is not valid TOML ({e}).") from e
     head = dict(doc.get("study", {}))
-    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "bits", "sweep",
-             "note"}
+    known = {"out", "train", "heldout", "samples", "steps", "seed", "quality", "bits", "prompts",
+             "sweep", "note"}
     _no_unknown(head, known, f"{path} [study]")
     if "out" not in head:
         raise CopyscopeError(f"{path}: [study] needs out = \"runs/NAME\".")
@@ -109,11 +130,13 @@ def read_study(path: str | Path) -> Study:
         where = f"{path} [[models]] #{i + 1}"
         entry = dict(entry)
         _no_unknown(entry, {"name", "family", "size", "epochs", "batch_size", "seed",
-                            "checkpoint_every", "settings", "from", "samples"}, where)
+                            "checkpoint_every", "settings", "from", "samples", "train",
+                            "heldout"}, where)
         for key in ("name", "family"):
             if key not in entry:
                 raise CopyscopeError(f"{where} has no {key}.")
-        config = TrainConfig(family=entry["family"], train=base.train, size=entry.get("size"),
+        config = TrainConfig(family=entry["family"], train=entry.get("train", base.train),
+                             size=entry.get("size"),
                              epochs=entry.get("epochs", 1), batch_size=entry.get("batch_size", 64),
                              seed=entry.get("seed", base.seed),
                              checkpoint_every=entry.get("checkpoint_every", 1),
@@ -122,7 +145,7 @@ def read_study(path: str | Path) -> Study:
         make_config(family_class(config.family).Config, config.model, f"{where} settings")
         source = Path(entry["from"]) if "from" in entry else None
         models.append(ModelSpec(entry["name"], config, entry.get("samples", base.samples),
-                                source))
+                                source, entry.get("heldout", AUTO)))
     names = [m.name for m in models]
     if not models:
         raise CopyscopeError(f"{path} lists no [[models]].")
@@ -147,6 +170,9 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
             continue
         run = study.out / spec.name
         _train(spec, run, force, show)
+        if training_kind(spec.train.family, spec.train.train) == TEXT:
+            _evaluate_text(run, study, spec, force, show)
+            continue
         rows.append(_evaluate(spec.name, run, study, spec, None, force, show))
         if spec.name in study.sweep:
             for ckpt in checkpoints(run / CHECKPOINTS)[:-1]:
@@ -172,6 +198,23 @@ def _evaluate(name: str, point: Path, study: Study, spec: ModelSpec, checkpoint:
     if study.bits and checkpoint is None and hasattr(family_class(spec.train.family), "log_prob"):
         _bits(run, study, spec, force, show)
     return _row(name, point)
+
+
+def _evaluate_text(run: Path, study: Study, spec: ModelSpec, force: bool, show: bool) -> None:
+    """A text model's texts against its training corpus: spans with the held-out split as the
+    control, k-extractability, and (with ``bits``) bits per byte; all in its run directory."""
+    from copyscope.stages.extract import extract
+    from copyscope.stages.measure import measure
+    from copyscope.stages.text import find_spans, index_corpus
+
+    sample(run, spec.samples, seed=study.seed, force=force, show=show)
+    index = index_corpus(spec.train.train, run / "index", force=force, show=show)
+    find_spans(index, run, out=run, heldout=spec.heldout, force=force, show=show)
+    extract(run, run, heldout=spec.heldout, prompts=study.prompts, seed=study.seed, force=force,
+            show=show)
+    if study.bits:
+        measure(run, run, heldout=None if spec.heldout == AUTO else spec.heldout,
+                limit=study.bits, files=2, seed=study.seed, force=force, show=show)
 
 
 def _bits(run: Path, study: Study, spec: ModelSpec, force: bool, show: bool) -> None:

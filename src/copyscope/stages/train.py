@@ -125,11 +125,16 @@ def training_data(config: TrainConfig) -> TrainingData:
     return TrainingData(data, indices, data.select(indices), model_config, identity)
 
 
-def load_training_set(family: str, spec: str) -> ImageSet | TextCorpus:
-    """The training SPEC as the family takes it: images, or a text corpus (a family that takes
-    either, such as gzip, gets text when the SPEC names text)."""
+def training_kind(family: str, spec: str) -> str:
+    """What ``family`` trained on ``spec`` models: TEXT or IMAGES (a family that takes either,
+    such as gzip, models text when the SPEC names text)."""
     kinds = FAMILIES[family].data
-    if TEXT in kinds and (kinds == (TEXT,) or is_text_spec(spec)):
+    return TEXT if TEXT in kinds and (kinds == (TEXT,) or is_text_spec(spec)) else IMAGES
+
+
+def load_training_set(family: str, spec: str) -> ImageSet | TextCorpus:
+    """The training SPEC as the family takes it: images, or a text corpus."""
+    if training_kind(family, spec) == TEXT:
         return require_text(load_corpus(spec))
     return load(spec)
 
