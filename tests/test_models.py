@@ -339,3 +339,16 @@ def test_pixelcnn_learning_rate_decays_per_step_from_the_optimizer_state():
     assert rates == pytest.approx([0.01, 0.005, 0.0025])  # step s uses lr * decay ** s
     with pytest.raises(CopyscopeError, match="head 'mixture' is unknown"):
         PixelCNNConfig(head="mixture")
+
+
+def test_checkpoints_are_ordered_by_epoch_past_four_digits(tmp_path):
+    """epoch-12000 is newer than epoch-9500, although its name sorts first."""
+    from copyscope.models.checkpoints import find_checkpoint
+
+    for epoch in (500, 9500, 12000, 10000):
+        (tmp_path / f"epoch-{epoch:04d}.safetensors").write_bytes(b"")
+    (tmp_path / "epoch-notes.safetensors").write_bytes(b"")
+    assert [p.name for p in checkpoint_files(tmp_path)] == [
+        "epoch-0500.safetensors", "epoch-9500.safetensors", "epoch-10000.safetensors",
+        "epoch-12000.safetensors"]
+    assert find_checkpoint(tmp_path).name == "epoch-12000.safetensors"

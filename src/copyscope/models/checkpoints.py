@@ -43,8 +43,10 @@ def checkpoint_name(epoch: int) -> str:
 
 
 def checkpoints(folder: Path) -> list[Path]:
-    """The checkpoints in ``folder``, oldest first."""
-    return sorted(Path(folder).glob("epoch-*.safetensors"))
+    """The checkpoints in ``folder``, oldest first (by epoch number: epoch-12000 comes after
+    epoch-9500, which its name sorts before)."""
+    found = [p for p in Path(folder).glob("epoch-*.safetensors") if p.stem[6:].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem[6:]))
 
 
 def find_checkpoint(folder: Path, name: str | None = None, owner: Path | None = None) -> Path:
