@@ -29,6 +29,7 @@ from torch import nn
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import SamplingPlan, one_shot, to_unit
 from copyscope.progress import progress
+from copyscope.tensors import one_thread
 
 LEVELS = 256
 HEADS = ("softmax", "logistic")
@@ -223,18 +224,22 @@ class GatedPixelCNN(nn.Module):
         A pixel's distribution depends only on the ``reach`` rows above it and, in its own row,
         the ``reach`` pixels to its left; the network runs on that window, not the whole image
         (the same numbers, see the tests). The vertical stack runs once per row. Sampling and
-        the range coder both go through here, so encoder and decoder see identical floats.
+        the range coder both go through here, so encoder and decoder see identical floats; on
+        one thread, so that they do on every machine too (and the per-pixel steps do not wait
+        on a second thread).
         """
         size, r = self.config.image_size, self.reach
         device = next(self.parameters()).device
         x = torch.zeros(n, 1, size, size, dtype=torch.uint8, device=device)
-        for i in progress(range(size), desc="rows", show=show):
-            feats = [f[:, :, -1:] for f in self._vertical(to_unit(x[:, :, max(0, i - r) : i + 1]))]
-            for j in range(size):
-                left = max(0, j - r)
-                window = to_unit(x[:, :, i : i + 1, left : j + 1])
-                out = self._horizontal(window, [f[..., left : j + 1] for f in feats])
-                x[:, 0, i, j] = choose(self._probs(out[:, :, 0, -1])).to(device, torch.uint8)
+        with one_thread():
+            for i in progress(range(size), desc="rows", show=show):
+                rows = to_unit(x[:, :, max(0, i - r) : i + 1])
+                feats = [f[:, :, -1:] for f in self._vertical(rows)]
+                for j in range(size):
+                    left = max(0, j - r)
+                    window = to_unit(x[:, :, i : i + 1, left : j + 1])
+                    out = self._horizontal(window, [f[..., left : j + 1] for f in feats])
+                    x[:, 0, i, j] = choose(self._probs(out[:, :, 0, -1])).to(device, torch.uint8)
         return x.permute(0, 2, 3, 1).cpu()
 
     def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None,

@@ -38,6 +38,7 @@ from torch import nn
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import TEXT, SamplingPlan, one_shot
 from copyscope.progress import progress
+from copyscope.tensors import one_thread
 
 LEVELS = 256
 BOS = 256
@@ -252,16 +253,17 @@ class TextLM(nn.Module):
         if prefix is not None:
             x[:, :given] = prefix.to(device)
         todo = [blk for blk in blocks(length, self.config.context) if blk[1] > given]
-        for start, end, view in progress(todo, desc="blocks", show=show):
-            first = max(start, given)
-            cache: list[list[torch.Tensor]] = [[] for _ in self.blocks]
-            bos = torch.full((n, 1), BOS, dtype=torch.long, device=device)
-            tokens = torch.cat([bos, x[:, view:first].long()], dim=1)  # (n, first - view + 1)
-            logits = self(tokens, 0, cache)[:, -1]  # (n, 256)
-            for i in range(first, end):
-                x[:, i] = choose(logits.softmax(-1)).to(device, torch.uint8)
-                if i + 1 < end:
-                    logits = self(x[:, i : i + 1].long(), i - view + 1, cache)[:, -1]
+        with one_thread():
+            for start, end, view in progress(todo, desc="blocks", show=show):
+                first = max(start, given)
+                cache: list[list[torch.Tensor]] = [[] for _ in self.blocks]
+                bos = torch.full((n, 1), BOS, dtype=torch.long, device=device)
+                tokens = torch.cat([bos, x[:, view:first].long()], dim=1)  # (n, first-view+1)
+                logits = self(tokens, 0, cache)[:, -1]  # (n, 256)
+                for i in range(first, end):
+                    x[:, i] = choose(logits.softmax(-1)).to(device, torch.uint8)
+                    if i + 1 < end:
+                        logits = self(x[:, i : i + 1].long(), i - view + 1, cache)[:, -1]
         return x.cpu()
 
     def generate(self, n: int, generator: torch.Generator, plan: SamplingPlan | None = None,
