@@ -184,10 +184,20 @@ def test_a_text_model_in_a_study_gets_spans_extraction_and_bits(tmp_path, monkey
     spans, extraction = run.read(TextSummary), run.read(ExtractionSummary)
     bits = run.read(CompressionSummary)
     assert table.empty
+    rows = pd.read_parquet(tmp_path / "runs" / "text_study.parquet")
+    assert list(rows["model"]) == ["gzip-sonnet"] and rows["texts"].iloc[0] == 6
+    assert rows["train_extracted_32"].iloc[0] == extraction_rate(tmp_path, 32)
     assert spans is not None and spans.n_texts == 6
     assert extraction is not None and extraction.prompts["train"] == 4
     assert bits is not None and bits.kind == "text"
     assert len(list((run.path / "samples").glob("*.jsonl"))) == 1
+
+
+def extraction_rate(tmp_path, prefix: int) -> float:
+    import json
+
+    found = json.loads((tmp_path / "runs" / "gzip-sonnet" / "extraction.json").read_text())
+    return found["by_prefix"]["train"][str(prefix)]["rate"]
 
 
 def load_corpus_text() -> str:

@@ -40,7 +40,8 @@ subset; each training run records its subset (``train_indices.npy``) for analyse
 Text models are evaluated on their own texts and corpus, not the image audit: sample, `text
 spans` against the training corpus with its held-out split as the control, `text extract` and,
 with ``bits``, `compress measure` (bits per byte), all written into the model's run directory.
-They have no row in the study table, which compares image audits.
+They have no row in the study table, which compares image audits; their rows are in
+``<out>/text_study.parquet`` (:func:`text_row`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,16 @@ from copyscope.files import write_parquet
 from copyscope.models import FAMILIES, fact_names, family_class
 from copyscope.models.base import TEXT, make_config
 from copyscope.models.checkpoints import checkpoints
-from copyscope.records import AuditRecord, AuditSummary, QualityRecord, SampleRecord, TrainRecord
+from copyscope.records import (
+    AuditRecord,
+    AuditSummary,
+    CompressionSummary,
+    ExtractionSummary,
+    QualityRecord,
+    SampleRecord,
+    TextSummary,
+    TrainRecord,
+)
 from copyscope.rundir import RunDir
 from copyscope.stages.audit import audit, audit_identity
 from copyscope.stages.audit_config import AuditConfig
@@ -77,6 +87,7 @@ from copyscope.stages.train import (
 )
 
 TABLE = "study.parquet"
+TEXT_TABLE = "text_study.parquet"
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
     if unknown:
         raise CopyscopeError(f"the study has no model {unknown[0]!r} "
                              f"(it has {', '.join(m.name for m in study.models)}).")
-    rows = []
+    rows, text_rows = [], []
     for spec in study.models:
         if only and spec.name not in only:
             continue
@@ -172,6 +183,7 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
         _train(spec, run, force, show)
         if training_kind(spec.train.family, spec.train.train) == TEXT:
             _evaluate_text(run, study, spec, force, show)
+            text_rows.append(text_row(spec.name, run))
             continue
         rows.append(_evaluate(spec.name, run, study, spec, None, force, show))
         if spec.name in study.sweep:
@@ -180,6 +192,8 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
                                       study, spec, ckpt.stem, force, show))
     table = pd.DataFrame(rows)
     write_parquet(study.out / TABLE, table)
+    if text_rows:
+        write_parquet(study.out / TEXT_TABLE, pd.DataFrame(text_rows))
     return table
 
 
@@ -285,6 +299,33 @@ def _row(name: str, run: Path) -> dict[str, Any]:
     if quality is not None:
         row |= {"mean_confidence": quality.mean_confidence,
                 "frechet_distance": quality.frechet_distance}
+    return row
+
+
+def text_row(name: str, run: Path) -> dict[str, Any]:
+    """A text model's answer in one row: verbatim spans of its texts (flagged share and the
+    held-out false-positive rate), k-extractability of training and held-out prompts by prefix
+    length, bits per byte of held-out chunks (model and gzip) and membership AUC by loss."""
+    rundir = RunDir(run)
+    spans, found = rundir.read(TextSummary), rundir.read(ExtractionSummary)
+    if spans is None or found is None:
+        raise CopyscopeError(f"{run} lacks its text_summary.json or extraction.json; run it "
+                             "again.")
+    crit = spans.criteria.get(spans.default_criterion, {})
+    row = {"model": name, "family": (rundir.read(SampleRecord).model or {}).get("family"),
+           "texts": spans.n_texts, "copied_share": spans.copied_share,
+           "longest_span": spans.longest_span.get("max"), "flagged": crit.get("copy_rate"),
+           "heldout_fpr": crit.get("heldout_fpr"), "path": str(run)}
+    for k in found.prefixes:
+        for part in ("train", "heldout"):
+            row[f"{part}_extracted_{k}"] = found.by_prefix.get(part, {}).get(str(k), {}).get(
+                "rate")
+    bits = rundir.read(CompressionSummary)
+    if bits is not None:
+        held = bits.rates["heldout"]
+        row |= {"heldout_bpb": held["model"]["chunk_bpb"], "gzip_bpb": held["gzip"]["chunk_bpb"],
+                "train_bpb": bits.rates["train"]["model"]["chunk_bpb"],
+                "membership_auc": (bits.membership or {}).get("loss", {}).get("auc")}
     return row
 
 

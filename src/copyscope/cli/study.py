@@ -25,12 +25,16 @@ def run_command(
     = False,
 ) -> None:
     """Run a study; finished stages are skipped, so running it again resumes it."""
-    from copyscope.study import read_study, run_study
+    from copyscope.files import read_parquet
+    from copyscope.study import TEXT_TABLE, read_study, run_study
 
     study = read_study(config)
     table = run_study(study, only=only, force=force)
-    print_table(table)
-    if study.quality:
+    if not table.empty:
+        print_table(table)
+    if (study.out / TEXT_TABLE).is_file():
+        print_text_table(read_parquet(study.out / TEXT_TABLE))
+    if study.quality and not table.empty:
         from copyscope.stages.quality import heldout_floor
 
         floor = heldout_floor(study.heldout)
@@ -72,6 +76,31 @@ def print_table(table: pd.DataFrame) -> None:
     say("Held-out false-positive rate per criterion (unseen real digits flagged): {fprs}; the "
         "FPR column shows the default criterion ({default}).", fprs=fprs,
         default=first["default_criterion"])
+
+
+def print_text_table(table: pd.DataFrame) -> None:
+    """| model | texts | copied share | flagged | held-out FPR | extracted (train / held-out) by
+    prefix length | held-out bits per byte, model and gzip | membership AUC |."""
+    prefixes = [int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("train_extr")]
+    out = Table(title="Text models: verbatim spans of their texts in the training corpus, "
+                "k-extractability, bits per byte", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "texts", "copied\nshare", "flagged", "held-out\nFPR",
+                *[f"extracted\n{k} B (held-out)" for k in prefixes], "held-out bit/B\n(gzip)",
+                "membership\nAUC"):
+        out.add_column(col, justify="left" if col == "model" else "right")
+    for r in table.to_dict("records"):
+        out.add_row(markup("{m}", m=r["model"]), f"{r['texts']:,}", _pct(r["copied_share"]),
+                    _pct(r["flagged"]), _pct(r["heldout_fpr"]),
+                    *[f"{_pct(r[f'train_extracted_{k}'])} ({_pct(r[f'heldout_extracted_{k}'])})"
+                      for k in prefixes],
+                    f"{r['heldout_bpb']:.2f} ({r['gzip_bpb']:.2f})"
+                    if _known(r.get("heldout_bpb")) else "-",
+                    f"{r['membership_auc']:.3f}" if _known(r.get("membership_auc")) else "-")
+    console.print(out)
+
+
+def _pct(value: object) -> str:
+    return f"{100 * value:.1f}%" if _known(value) else "-"
 
 
 def _known(value: object) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from copyscope.data.corpus import TextCorpus, require_text
+from copyscope.data.spec import parse
 from copyscope.data.textspec import load_corpus
 from copyscope.detect import calibration
 from copyscope.errors import CopyscopeError
@@ -45,6 +46,11 @@ Index = SuffixIndex | ShardedIndex
 AUTO = "auto"
 HELDOUT_OF = {"shakespeare:train": "shakespeare:heldout"}
 """The held-out corpus ``heldout="auto"`` picks for an index of a built-in training split."""
+
+
+def auto_heldout(spec: str | None) -> str | None:
+    """The held-out corpus of a built-in training split, or a slice of one (None otherwise)."""
+    return HELDOUT_OF.get(parse(str(spec))[0]) if spec else None
 
 
 @dataclass
@@ -160,7 +166,7 @@ def _heldout(ix: Index, heldout: str | Path | TextCorpus | None) -> TextCorpus |
     if heldout is None:
         return None
     if isinstance(heldout, str) and heldout == AUTO:
-        spec = HELDOUT_OF.get(str(ix.meta["corpus"].get("spec")))
+        spec = auto_heldout(ix.meta["corpus"].get("spec"))
         return require_text(load_corpus(spec)) if spec else None
     return require_text(load_corpus(heldout))
 

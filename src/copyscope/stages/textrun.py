@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from copyscope.data.corpus import TextCorpus, require_text
-from copyscope.data.spec import parse
 from copyscope.data.textspec import load_corpus
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import TEXT, data_kind
 from copyscope.records import TrainRecord
 from copyscope.rundir import RunDir
 from copyscope.stages.coding import LoadedModel, open_model
-from copyscope.stages.text import AUTO, HELDOUT_OF
+from copyscope.stages.text import AUTO, auto_heldout
 from copyscope.stages.train import INDICES
 
 
@@ -48,7 +47,7 @@ def open_text_run(run: str | Path, checkpoint: str | None = None,
     train, spec = training_documents(run)
     held = None
     if isinstance(heldout, str) and heldout == AUTO:
-        auto = HELDOUT_OF.get(parse(spec)[0])
+        auto = auto_heldout(spec)
         held = require_text(load_corpus(auto)) if auto else None
     elif heldout is not None:
         held = require_text(load_corpus(heldout))
