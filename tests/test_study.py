@@ -204,3 +204,22 @@ def load_corpus_text() -> str:
     from copyscope.data.textspec import load_corpus
 
     return load_corpus("shakespeare:train[48:49]").text(0)
+
+
+def test_the_demo_evaluates_the_committed_models_without_training():
+    """Every model of configs/demo.toml is its committed run (same identity: family settings,
+    training data and subset, batch size, seed) with at least the epochs the demo asks for, so
+    make demo neither retrains nor refuses a folder holding a different run."""
+    from pathlib import Path
+
+    from copyscope.records import TrainRecord
+    from copyscope.rundir import RunDir
+    from copyscope.stages.train import training_data
+
+    root = Path(__file__).resolve().parents[1]
+    study = read_study(root / "configs" / "demo.toml")
+    for spec in study.models:
+        record = RunDir(root / spec.source).read(TrainRecord)
+        assert record is not None, spec.name
+        assert record.identity == training_data(spec.train).identity, spec.name
+        assert (record.epochs_done or 0) >= spec.train.epochs, spec.name
