@@ -26,14 +26,17 @@ from copyscope.analysis import analyse
 from copyscope.app import live, ui, views
 from copyscope.app.preprocess import read_upload, to_training_format
 from copyscope.app.state import _open_runs, find_runs, judge, load_state
+from copyscope.data.textspec import load_corpus
 from copyscope.detect.criteria import CRITERIA
 from copyscope.errors import CopyscopeError
 from copyscope.stages.audit import audit
 from copyscope.stages.sample import sample
+from copyscope.stages.text import index_corpus
 from copyscope.stages.train import TrainConfig, train
 
 SOURCES = np.array([11, 2024, 31337, 45000, 59999])  # training items planted as exact copies
 CHROMIUM = "/usr/bin/chromium"
+POEM = "shakespeare:train[30:31]"  # A Lover's Complaint, 14,388 bytes
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -53,6 +56,7 @@ def runs(train60k, test10k, tmp_path_factory):
                   root / "diffusion", show=False)
     sample(model, 12, steps=3, seed=5, show=False)
     audit(model, "mnist:train", "mnist:test[:5000]", out=model, show=False)
+    index_corpus(POEM, root / "text-index", show=False)  # the Text tab's corpus
     return root
 
 
@@ -60,7 +64,8 @@ def runs(train60k, test10k, tmp_path_factory):
 def state(runs):
     """The app's state, with the app's one torch thread; the suite's own count comes back after."""
     threads = torch.get_num_threads()
-    yield load_state([runs / "planted", runs / "real", runs / "diffusion"])
+    yield load_state([runs / "planted", runs / "real", runs / "diffusion"],
+                     text_index=runs / "text-index")
     torch.set_num_threads(threads)
 
 
@@ -355,6 +360,15 @@ def test_in_a_real_browser_draw_upload_and_explore(served, state, train60k, tmp_
         page.locator("#upload button[aria-label=Clear]").click()
         page.locator("#upload input[type=file]").set_input_files(str(fake))
         page.get_by_text("fake.png is not a readable PNG/JPEG image").first.wait_for()
+
+        page.get_by_role("tab", name="Text").click()
+        copied = load_corpus(POEM).text(0)[2000:2200]
+        page.locator("#text-query textarea").fill(f"<script>alert(1)</script> {copied} mine")
+        page.locator("#text-search").click()
+        page.locator("#text-spans mark").first.wait_for(timeout=30_000)
+        shown = page.locator("#text-spans").inner_text()
+        assert " ".join(copied[20:80].split()) in " ".join(shown.split())
+        assert "<script>alert(1)</script>" in shown  # shown as text, never run
         browser.close()
 
     pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
