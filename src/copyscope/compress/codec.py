@@ -22,8 +22,7 @@ images of shape (1, L, 1), a single row (so L is at most 65,535), and the model 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import constriction
@@ -34,6 +33,7 @@ from copyscope.compress.format import HEADER_BYTES, Header, pack, pixels_sha256,
 from copyscope.errors import CopyscopeError
 from copyscope.models.base import TEXT, DensityModel, data_kind
 from copyscope.progress import bar
+from copyscope.tensors import one_thread
 
 BATCH = 200
 MAX_LENGTH = 65535  # the longest text a header's 2-byte width records
@@ -57,18 +57,6 @@ class Encoded:
     def overhead(self) -> float:
         """Payload bits over the ideal, minus one (0.001 = 0.1% more than Σ -log2 p)."""
         return self.payload_bits / self.bits_ideal - 1.0
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread for the block (the coder's floats must not depend on the machine's
-    core count; one thread is also the fastest for its many small convolutions)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def image_shape(model: DensityModel) -> tuple[int, int, int]:

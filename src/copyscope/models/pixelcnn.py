@@ -225,8 +225,7 @@ class GatedPixelCNN(nn.Module):
         the ``reach`` pixels to its left; the network runs on that window, not the whole image
         (the same numbers, see the tests). The vertical stack runs once per row. Sampling and
         the range coder both go through here, so encoder and decoder see identical floats; on
-        one thread, so that they do on every machine too (and the per-pixel steps do not wait
-        on a second thread).
+        one thread, so that the per-pixel steps do not wait on a second thread.
         """
         size, r = self.config.image_size, self.reach
         device = next(self.parameters()).device

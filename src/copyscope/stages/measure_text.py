@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from copyscope.compress.codec import code_lengths, one_thread
+from copyscope.compress.codec import code_lengths
 from copyscope.compress.stored import MIN_K, membership, min_k, stored_bits
 from copyscope.data.corpus import TextCorpus
 from copyscope.errors import CopyscopeError
@@ -49,6 +49,7 @@ from copyscope.hashing import fingerprint
 from copyscope.records import CompressIdentity, CompressionSummary, CompressRecord
 from copyscope.rundir import RunDir, chunked, command_line, now, versions
 from copyscope.stages.textrun import AUTO, TextRun, open_text_run
+from copyscope.tensors import one_thread
 
 CHUNK_BYTES = 2048
 PART = 100  # chunks per resumable part
