@@ -75,8 +75,7 @@ def main() -> None:
         "ddpm-1, 100 images, 20 DDIM steps, seconds:", "",
         "| torch threads | quiet | one core busy |", "|---|---:|---:|", *rows, "",
         "The byte LM and PixelCNN loops run on one thread whatever the setting "
-        "(`copyscope.tensors.one_thread`; before it, 4 texts of 512 bytes took 169 s beside a "
-        "busy core and 1.0 s on one thread, and 8 PixelCNN-300 images 325 s against 0.59 s).", ""])
+        "(`copyscope.tensors.one_thread`).", ""])
     replace_section(ROOT / "RESULTS.md", "threads", section)
     print(section)
 
