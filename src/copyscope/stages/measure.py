@@ -40,7 +40,7 @@ from copyscope.rundir import RunDir, chunked, command_line, now, versions
 from copyscope.stages.coding import LoadedModel, open_model
 from copyscope.stages.measure_text import measure_text
 from copyscope.stages.textrun import is_text_run
-from copyscope.stages.train import INDICES, subset_indices
+from copyscope.stages.train import INDICES, subset_indices, trained_on
 
 CHUNK = 1000
 COMPLEXITY = "lzma"  # κ, the model-independent complexity stored bits are matched on
@@ -119,7 +119,7 @@ def measure(run: str | Path, out: str | Path, heldout: str | None = None,
 def _sets(run: Path, train: str | None, heldout: str, limit: int | None, seed: int
           ) -> dict[str, tuple[ImageSet, np.ndarray]]:
     """The training and held-out items to code, each with its indices in its own SPEC."""
-    sets = {"train": _training_items(run, train, INDICES),
+    sets = {"train": _training_items(run, train),
             "heldout": _unseen(run, load(heldout), INDICES)}
     if limit is not None:
         if limit < 1:
@@ -148,24 +148,18 @@ def _code(loaded: LoadedModel, sets: dict[str, tuple[ImageSet, np.ndarray]], out
     return pd.concat(rows, ignore_index=True), whole
 
 
-def _training_items(run: Path, train: str | None, indices_name: str
-                    ) -> tuple[ImageSet, np.ndarray]:
+def _training_items(run: Path, train: str | None) -> tuple[ImageSet, np.ndarray]:
     """The model's own training items (its SPEC at its train_indices.npy), or a given SPEC."""
     if train is not None:
         images = load(train)
         return images, np.arange(len(images))
-    record = RunDir(run).read(TrainRecord)
-    spec = (record.inputs or {}).get("train", {}) if record else {}
-    path = run / indices_name
-    if not path.is_file() or not spec.get("spec"):
-        raise CopyscopeError(f"{run} does not record its training items ({indices_name} and "
-                             "the train stage in run.json); give --train.")
-    full = load(spec.get("resolved", spec["spec"]))
-    if spec.get("sha256") and full.sha256 != spec["sha256"]:
-        raise CopyscopeError(f"{spec['spec']} no longer holds the images {run} was trained on "
-                             "(its content hash differs from run.json's); give --train.")
-    indices = np.load(path)
-    return full.select(indices, source=f"{spec['spec']} at {path}"), indices
+    try:
+        seen = trained_on(run)
+    except CopyscopeError as e:
+        raise CopyscopeError(f"{e} Give --train.") from e
+    if not isinstance(seen.data, ImageSet):
+        raise CopyscopeError(f"{run} trained on text; this measures a model of images.")
+    return seen.items, seen.indices
 
 
 def _unseen(run: Path, held: ImageSet, indices_name: str) -> tuple[ImageSet, np.ndarray]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from copyscope.data.corpus import TextCorpus, require_text
 from copyscope.data.textspec import load_corpus
 from copyscope.errors import CopyscopeError
@@ -17,7 +15,7 @@ from copyscope.records import TrainRecord
 from copyscope.rundir import RunDir
 from copyscope.stages.coding import LoadedModel, open_model
 from copyscope.stages.text import AUTO, auto_heldout
-from copyscope.stages.train import INDICES
+from copyscope.stages.train import trained_on
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,8 @@ def open_text_run(run: str | Path, checkpoint: str | None = None,
     if data_kind(loaded.model) != TEXT:
         raise CopyscopeError(f"{run} is a {loaded.family} model of images; this needs a model "
                              "trained on text.")
-    train, spec = training_documents(run)
+    seen = trained_on(run)
+    train, spec = require_text(seen.items), seen.spec
     held = None
     if isinstance(heldout, str) and heldout == AUTO:
         auto = auto_heldout(spec)
@@ -55,19 +54,3 @@ def open_text_run(run: str | Path, checkpoint: str | None = None,
         raise CopyscopeError(f"{held.source} is the model's training text itself; the control "
                              "must be text it never saw.")
     return TextRun(loaded, train, held)
-
-
-def training_documents(run: Path) -> tuple[TextCorpus, str]:
-    """The documents a text run trained on, and its training SPEC."""
-    record = RunDir(run).read(TrainRecord)
-    spec = (record.inputs or {}).get("train", {}) if record else {}
-    path = run / INDICES
-    if not path.is_file() or not spec.get("spec"):
-        raise CopyscopeError(f"{run} does not record its training text ({INDICES} and the "
-                             "train stage in run.json).")
-    full = load_corpus(spec.get("resolved", spec["spec"]))
-    if spec.get("sha256") and full.sha256 != spec["sha256"]:
-        raise CopyscopeError(f"{spec['spec']} no longer holds the text {run} was trained on (its "
-                             "content hash differs from run.json's).")
-    indices = np.load(path)
-    return full.select(indices, source=f"{spec['spec']} at {path}"), str(spec["spec"])

@@ -171,6 +171,40 @@ def subset_indices(images: ImageSet | TextCorpus, size: int | None, seed: int) -
     return np.sort(picked)
 
 
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a training run trained on: its training SPEC, read back and checked."""
+
+    spec: str
+    data: ImageSet | TextCorpus
+    """The whole training SPEC (images, or a text corpus)."""
+    indices: np.ndarray
+    """The items of ``data`` the model saw (its train_indices.npy)."""
+
+    @property
+    def items(self) -> ImageSet | TextCorpus:
+        """The items the model saw."""
+        return self.data.select(self.indices, source=f"{self.spec} at {INDICES}")
+
+
+def trained_on(run: Path) -> TrainedOn:
+    """The training SPEC and items of a training run (run.json's train stage and its
+    train_indices.npy), refused in one sentence when missing or when the SPEC's content no
+    longer matches the hash run.json recorded."""
+    record = RunDir(run).read(TrainRecord)
+    spec = (record.inputs or {}).get("train", {}) if record else {}
+    if record is None or not (run / INDICES).is_file() or not spec.get("spec"):
+        raise CopyscopeError(f"{run} does not record what it trained on ({INDICES} and the "
+                             "train stage in run.json).")
+    where = spec.get("resolved", spec["spec"])
+    text = (record.inputs or {}).get("kind") == TEXT
+    data = require_text(load_corpus(where)) if text else load(where)
+    if spec.get("sha256") and data.sha256 != spec["sha256"]:
+        raise CopyscopeError(f"{spec['spec']} no longer holds the data {run} was trained on "
+                             "(its content hash differs from run.json's).")
+    return TrainedOn(str(spec["spec"]), data, np.load(run / INDICES, allow_pickle=False))
+
+
 def load_model(run: Path, checkpoint: str | None = None, device: str = "cpu"
                ) -> tuple[torch.nn.Module, Path]:
     """The model of a training run at a checkpoint (default: the newest), in eval mode."""
