@@ -1,13 +1,20 @@
-"""The memorization floors of the committed diffusion models, on fresh samples.
+"""The memorization study on fresh samples of the committed image models: floors, EMM, contrasts.
 
     .venv/bin/python benchmarks/floors.py --seed 424242 [--n 200] [--steps 20]
 
-For every committed ``models/ddpm-<size>`` (a finished training run), draws ``n`` samples at
-``steps`` DDIM steps with a seed the demo never uses, audits them against all 60,000 training
-images with the held-out control (default criterion, FPR 0.1%), and checks the floors of the
-memorization issue: some size of 100 or more has at least half its samples flagged, the
-60,000-image model at most 1%, and the copy rate never rises with the training-set size. The
-table, the check and the commands go to benchmarks/RESULTS.md ("Memorization floors").
+For every finished ``models/ddpm-<size>``, ``models/gan-<size>`` and ``models/gan-nodrop-<size>``
+run, draws ``n`` samples with a seed the demo never uses (diffusion at ``steps`` DDIM steps),
+audits them against all 60,000 training images with the held-out control (default criterion, FPR
+0.1%; the audit knows each model's own training subset from its train_indices.npy), and writes
+to benchmarks/RESULTS.md ("Memorization floors"):
+
+- the copy rate per family and training-set size, with Wilson 95% intervals;
+- the floors of the memorization issue, checked on the diffusion models: some size of 100 or more
+  has at least half its samples flagged, the 60,000-image model at most 1%, and the copy rate
+  never rises with the training-set size;
+- each family's effective model memorization (Gu et al. 2023; :func:`copyscope.analysis.contrasts
+  .emm`), and the Fisher exact test of every contrast at equal size (GAN against diffusion,
+  dropout against none; :func:`copyscope.analysis.contrasts.contrasts`, Holm-adjusted).
 """
 
 from __future__ import annotations
@@ -20,29 +27,88 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 from results import cpu_name, replace_section
 
-from copyscope.records import AuditSummary, TrainRecord
+from copyscope.analysis.audited import open_audits
+from copyscope.analysis.contrasts import contrasts, emm, emm_sentence
+from copyscope.analysis.trends import compare, series
+from copyscope.records import TrainRecord
 from copyscope.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "floors"
-TITLE = "## Memorization floors: fresh samples of the committed diffusion models"
+TITLE = "## Memorization floors, EMM and contrasts: fresh samples of the committed image models"
+PATTERNS = ("ddpm-*", "gan-*")
 
 
-def models() -> list[tuple[int, Path]]:
-    """The finished diffusion training runs under models/, smallest training set first."""
+def models() -> list[tuple[str, int, Path, TrainRecord]]:
+    """The finished diffusion and GAN training runs under models/: (family, size, path, record)."""
     found = []
-    for path in (REPO / "models").glob("ddpm-*"):
+    for path in sorted({p for pattern in PATTERNS for p in (REPO / "models").glob(pattern)}):
         record = RunDir(path).read(TrainRecord)
-        if record is not None and record.complete and record.family == "diffusion":
-            found.append((int(record.train_size or 0), path))
-    return sorted(found)
+        if record is not None and record.complete and record.family in ("diffusion", "gan"):
+            found.append((str(record.family), int(record.train_size or 0), path, record))
+    return sorted(found, key=lambda m: (m[0], m[2].name.startswith("gan-nodrop"), m[1]))
 
 
 def run(cmd: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "copyscope", *cmd], check=True,
                    env={**os.environ, "COPYSCOPE_PROGRESS": "0"}, stdout=subprocess.DEVNULL)
+
+
+def audited(args: argparse.Namespace) -> list[Path]:
+    """Sample and audit every model (each step skipped when its folder already holds it)."""
+    outs = []
+    for family, _, path, _ in models():
+        out = args.out / path.name
+        steps = ["--steps", str(args.steps)] if family == "diffusion" else []
+        run(["sample", str(path), "-n", str(args.n), "--seed", str(args.seed), *steps,
+             "--out", str(out)])
+        run(["audit", "--samples", str(out), "--out", str(out)])
+        outs.append(out)
+    return outs
+
+
+def rate_table(table: pd.DataFrame, criterion: str) -> list[str]:
+    """Copy rate per family setting (rows) and training-set size (columns)."""
+    lines = series(table, "train_size", criterion)
+    sizes = sorted({int(s) for line in lines.values() for s in line["train_size"]})
+    out = ["| setting | " + " | ".join(f"{s:,}" for s in sizes) + " |",
+           "|---|" + "---|" * len(sizes)]
+    for label, line in lines.items():
+        by = {int(r["train_size"]): r for r in line.to_dict("records")}
+        out.append(f"| {label} | " + " | ".join(
+            _rate(by[s]) if s in by else "—" for s in sizes) + " |")
+    return out
+
+
+def floors(table: pd.DataFrame, criterion: str) -> list[tuple[str, bool]]:
+    """The issue's floors, on the diffusion line."""
+    lines = series(table, "train_size", criterion)
+    line = next((v for k, v in lines.items() if k.split(",")[0] == "diffusion"), None)
+    if line is None:
+        return [("a diffusion model was audited", False)]
+    rates = dict(zip(line["train_size"].astype(int), line["copy_rate"], strict=True))
+    big = [r for s, r in rates.items() if s >= 100]
+    ordered = [rates[s] for s in sorted(rates)]
+    return [
+        ("some size of 100 or more has >= 50% flagged", bool(big) and max(big) >= 0.5),
+        ("ddpm-60000 has <= 1% flagged", 60000 in rates and rates[60000] <= 0.01),
+        ("the copy rate never rises with the training-set size",
+         all(b <= a for a, b in itertools.pairwise(ordered))),
+    ]
+
+
+def contrast_table(table: pd.DataFrame, criterion: str) -> list[str]:
+    out = ["| size | A | copies A [95% CI] | B | copies B [95% CI] | A − B | Fisher p | Holm p |",
+           "|---:|---|---|---|---|---:|---:|---:|"]
+    for r in contrasts(table, criterion).sort_values(["a", "b", "train_size"]).to_dict("records"):
+        out.append(
+            f"| {r['train_size']:,} | {r['a']} | {_counts(r, 'a')} | {r['b']} | "
+            f"{_counts(r, 'b')} | {100 * r['difference']:+.1f} pts | {r['p_fisher']:.2g} | "
+            f"{r['p_holm']:.2g} |")
+    return out
 
 
 def main() -> None:
@@ -52,49 +118,47 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "floors")
     args = parser.parse_args()
-    rows, began = [], time.perf_counter()
-    for size, path in models():
-        out = args.out / path.name
-        run(["sample", str(path), "-n", str(args.n), "--seed", str(args.seed), "--steps",
-             str(args.steps), "--out", str(out), "--force"])
-        run(["audit", "--samples", str(out), "--out", str(out), "--force"])
-        s = RunDir(out).read(AuditSummary)
-        assert s is not None
-        trained = RunDir(path).read(TrainRecord)
-        rows.append((size, path.name, trained.steps_done if trained else None, s))
-    lines = [f"| model | training images | training steps | flagged (heldout, FPR "
-             f"{100 * rows[0][3].heldout_fpr:.2f}%) [95% CI] | gu | carlini |",
-             "|---|---|---|---|---|---|"]
-    for size, name, steps, s in rows:
-        c = s.criteria
-        lines.append(f"| {name} | {size:,} | {steps or 0:,} | "
-                     f"{_rate(s.copy_rate, s.copy_rate_ci95)} | {100 * c['gu'].copy_rate:.1f}% | "
-                     f"{100 * c['carlini'].copy_rate:.1f}% |")
-    rates = [s.copy_rate for _, _, _, s in rows]
-    big = [s.copy_rate for size, _, _, s in rows if size >= 100]
-    full = [s.copy_rate for size, _, _, s in rows if size >= 60000]
-    checks = [
-        ("some size of 100 or more has >= 50% flagged", bool(big) and max(big) >= 0.5),
-        ("ddpm-60000 has <= 1% flagged", bool(full) and full[0] <= 0.01),
-        ("the copy rate never rises with the training-set size",
-         all(b <= a for a, b in itertools.pairwise(rates))),
-    ]
+    began = time.perf_counter()
+    runs = open_audits(audited(args))
+    table = compare(runs)
+    criterion = runs[0].default_criterion
+    fpr = runs[0].summary.heldout_fpr
+    trained = [f"| {p.name} | {size:,} | {r.steps_done or 0:,} | {r.epochs_done or 0:,} | "
+               f"{r.final_loss:.4f} |" for _, size, p, r in models()]
     text = "\n".join([
         TITLE, "",
         f"Command: `.venv/bin/python benchmarks/floors.py --seed {args.seed} --n {args.n} "
-        f"--steps {args.steps}` (each model: `copyscope sample models/ddpm-<size> -n {args.n} "
-        f"--seed {args.seed} --steps {args.steps} --out DIR`, then `copyscope audit --samples DIR "
-        "--out DIR`).",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, load "
-        f"average {os.getloadavg()[0]:.1f} (busy with background training); "
-        f"{time.perf_counter() - began:.0f} s in all.", "", *lines, "",
-        *[f"- {'met' if ok else 'NOT met'}: {what}" for what, ok in checks]])
+        f"--steps {args.steps}` (each model: `copyscope sample models/<model> -n {args.n} "
+        f"--seed {args.seed} [--steps {args.steps} for diffusion] --out DIR`, then "
+        "`copyscope audit --samples DIR --out DIR`).",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}; {time.perf_counter() - began:.0f} s in all.", "",
+        f"Copy rate by the {criterion} criterion (held-out false-positive rate "
+        f"{100 * fpr:.2f}% on unseen test digits), [Wilson 95% interval]:", "",
+        *rate_table(table, criterion), "",
+        "Floors (diffusion):", "",
+        *[f"- {'met' if ok else 'NOT met'}: {what}" for what, ok in floors(table, criterion)], "",
+        "Effective model memorization (Gu et al. 2023: the largest training-set size with at "
+        "least 90% of samples flagged):", "",
+        *[f"- {emm_sentence(r)}" for r in emm(table, criterion).to_dict("records")], "",
+        "Contrasts at equal training-set size (two-sided Fisher exact test; Holm over all rows):",
+        "", *contrast_table(table, criterion), "",
+        "The models (training steps and final loss from their run.json):", "",
+        "| model | training images | steps | epochs | final loss |", "|---|---:|---:|---:|---:|",
+        *trained])
     print(text)
     replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
 
 
-def _rate(rate: float, ci: list[float]) -> str:
-    return f"{100 * rate:.1f}% [{100 * ci[0]:.1f}–{100 * ci[1]:.1f}]"
+def _rate(r: dict) -> str:
+    return (f"{100 * r['copy_rate']:.1f}% [{100 * r['copy_ci_low']:.1f}–"
+            f"{100 * r['copy_ci_high']:.1f}]")
+
+
+def _counts(r: dict, side: str) -> str:
+    return (f"{int(r[f'copies_{side}'])}/{int(r[f'n_samples_{side}'])} "
+            f"({100 * r[f'copy_rate_{side}']:.1f}% [{100 * r[f'copy_ci_low_{side}']:.1f}–"
+            f"{100 * r[f'copy_ci_high_{side}']:.1f}])")
 
 
 if __name__ == "__main__":

@@ -311,3 +311,50 @@ def test_open_run_refuses_what_is_not_a_finished_audit(tmp_path, run):
         open_audit(moved).images("samples")
     with pytest.raises(CopyscopeError, match="no criterion"):
         items.by_class(run, "nonsense")
+
+
+def _rates_table(rates: dict[tuple[str, float | None], dict[int, int]], n: int = 50
+                 ) -> pd.DataFrame:
+    """A compare()-shaped table: copies out of n per (family, dropout) and training size."""
+    from copyscope.detect.calibration import rate
+
+    rows = []
+    for (family, dropout), by_size in rates.items():
+        for size, copies in by_size.items():
+            low, high = rate(np.arange(n) < copies)["ci95"]
+            rows.append({"family": family, "train_size": size, "dropout": dropout, "epoch": 9,
+                         "steps": None, "run": f"{family}-{dropout}-{size}",
+                         "criterion": "heldout", "copies": copies, "n_samples": n,
+                         "copy_rate": copies / n, "copy_ci_low": low, "copy_ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def test_emm_brackets_each_setting_and_keeps_missing_bounds_as_none():
+    from copyscope.analysis.contrasts import emm, emm_sentence
+
+    table = _rates_table({("diffusion", None): {1: 50, 10: 48, 100: 30, 1000: 0},
+                          ("gan", 0.0): {1: 40, 10: 2, 100: 3},
+                          ("gan", 0.3): {1: 50, 10: 50}})
+    rows = {r["setting"]: r for r in emm(table, "heldout").to_dict("records")}
+    assert (rows["diffusion"]["emm_at_least"], rows["diffusion"]["emm_below"]) == (10, 100)
+    assert rows["diffusion"]["monotone"]
+    assert rows["gan, dropout 0.0"]["emm_at_least"] is None  # 80% at size 1 misses 90%
+    assert not rows["gan, dropout 0.0"]["monotone"]  # 2 then 3 copies: it rises
+    assert rows["gan, dropout 0.3"]["emm_below"] is None
+    words = emm_sentence(rows["gan, dropout 0.0"])
+    assert "no training-set size reaches 90%" in words and "80.0% at 1 images" in words
+    assert "between them" in emm_sentence(rows["diffusion"]) and "nan" not in words
+
+
+def test_contrasts_are_fisher_tests_at_equal_size_with_holm():
+    from copyscope.analysis.contrasts import contrasts, holm
+
+    table = _rates_table({("diffusion", None): {1: 50, 100: 30},
+                          ("gan", 0.3): {1: 45, 100: 0, 3000: 0}})
+    out = contrasts(table, "heldout").set_index("train_size")
+    assert sorted(out.index) == [1, 100]  # 3,000 has no diffusion model to compare against
+    at100 = out.loc[100]
+    assert at100["p_fisher"] == pytest.approx(fisher_exact([[30, 20], [0, 50]]).pvalue)
+    assert at100["difference"] == pytest.approx(0.6)
+    assert list(out["p_holm"]) == pytest.approx(list(holm(out["p_fisher"].to_numpy())))
+    assert holm(np.array([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])

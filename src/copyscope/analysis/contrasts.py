@@ -47,7 +47,7 @@ def emm(table: pd.DataFrame, criterion: str, epsilon: float = EPSILON) -> pd.Dat
             "emm_below": int(above.min()) if len(above) else None,
             "monotone": bool(np.all(np.diff(line["copy_rate"].to_numpy()) <= 0)),
             "max_rate": float(best["copy_rate"]), "max_rate_size": int(best["train_size"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def emm_sentence(row: dict[str, Any]) -> str:
