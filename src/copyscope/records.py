@@ -547,22 +547,14 @@ class TextExtractIdentity:
 
 
 @dataclass
-class TextExtractRecord(Record):
+class TextExtractRecord(StageRecord):
     """``copyscope text extract``: the model, its training text and the held-out control."""
 
     stage: ClassVar[str] = "text_extract"
     produces: ClassVar[tuple[str, ...]] = ("extraction.parquet",)
     after: ClassVar[tuple[str, ...]] = ("train",)
     identity: TextExtractIdentity | None = None
-    status: str = "started"
     model: dict[str, Any] | None = None
-    inputs: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    versions: dict[str, str] | None = None
-    command: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    timings_s: dict[str, float] | None = None
 
 
 @dataclass
