@@ -33,6 +33,7 @@ from results import cpu_name, replace_section
 from copyscope.analysis.audited import open_audits
 from copyscope.analysis.contrasts import contrasts, emm, emm_sentence
 from copyscope.analysis.trends import compare, series
+from copyscope.models.checkpoints import checkpoint_meta, find_checkpoint
 from copyscope.records import TrainRecord
 from copyscope.rundir import RunDir
 
@@ -43,11 +44,12 @@ PATTERNS = ("ddpm-*", "gan-*")
 
 
 def models() -> list[tuple[str, int, Path, TrainRecord]]:
-    """The finished diffusion and GAN training runs under models/: (family, size, path, record)."""
+    """The diffusion and GAN training runs under models/, (family, size, path, record); a run
+    still in training is sampled at its newest committed checkpoint (the table says so)."""
     found = []
     for path in sorted({p for pattern in PATTERNS for p in (REPO / "models").glob(pattern)}):
         record = RunDir(path).read(TrainRecord)
-        if record is not None and record.complete and record.family in ("diffusion", "gan"):
+        if record is not None and record.epochs_done and record.family in ("diffusion", "gan"):
             found.append((str(record.family), int(record.train_size or 0), path, record))
     return sorted(found, key=lambda m: (m[0], m[2].name.startswith("gan-nodrop"), m[1]))
 
@@ -124,7 +126,8 @@ def main() -> None:
     criterion = runs[0].default_criterion
     fpr = runs[0].summary.heldout_fpr
     trained = [f"| {p.name} | {size:,} | {r.steps_done or 0:,} | {r.epochs_done or 0:,} | "
-               f"{r.final_loss:.4f} |" for _, size, p, r in models()]
+               f"{_loss(p)} | {'complete' if r.complete else 'in training'} |"
+               for _, size, p, r in models()]
     text = "\n".join([
         TITLE, "",
         f"Command: `.venv/bin/python benchmarks/floors.py --seed {args.seed} --n {args.n} "
@@ -144,10 +147,16 @@ def main() -> None:
         "Contrasts at equal training-set size (two-sided Fisher exact test; Holm over all rows):",
         "", *contrast_table(table, criterion), "",
         "The models (training steps and final loss from their run.json):", "",
-        "| model | training images | steps | epochs | final loss |", "|---|---:|---:|---:|---:|",
+        "| model | training images | steps | epochs | loss (last epoch) | status |",
+        "|---|---:|---:|---:|---:|---|",
         *trained])
     print(text)
     replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
+
+
+def _loss(path: Path) -> str:
+    """The loss of the run's newest checkpoint (its last epoch's mean)."""
+    return f"{checkpoint_meta(find_checkpoint(path / 'checkpoints')).loss:.4f}"
 
 
 def _rate(r: dict) -> str:
