@@ -167,6 +167,25 @@ def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
                           subset_indices(load(cfg.train), 64, 0))
 
 
+def test_a_finished_run_without_resume_state_is_kept_not_retrained(tmp_path):
+    """A finished run committed without resume.pt (as models/ keeps finished GANs) counts as
+    done when asked for its own epochs, and asked for more it is refused: it cannot go on from
+    its checkpoint, and training from scratch would overwrite it."""
+    from dataclasses import replace
+
+    cfg = tiny("gan", size=32, epochs=2)
+    run = train(cfg, tmp_path / "gan", device="cpu", show=False)
+    (run / "resume.pt").unlink()
+    last = run / "checkpoints" / "epoch-0002.safetensors"
+    before = last.read_bytes()
+    train(cfg, run, device="cpu", show=False)
+    assert last.read_bytes() == before
+    with pytest.raises(CopyscopeError, match=r"optimizer state \(resume\.pt\)"):
+        train(replace(cfg, epochs=3), run, device="cpu", show=False)
+    assert last.read_bytes() == before and not (run / "checkpoints" / "epoch-0003.safetensors"
+                                                ).exists()
+
+
 @pytest.mark.parametrize("family", ["diffusion", "pixelcnn"])
 def test_an_interrupted_run_resumes_exactly(family, tmp_path, monkeypatch):
     cfg = tiny(family)

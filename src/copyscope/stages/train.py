@@ -223,7 +223,7 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     """
     td = training_data(config)
     run = RunDir(Path(out))
-    run.claim(TrainRecord, td.identity, force)  # --force: another run's checkpoints go
+    previous = run.claim(TrainRecord, td.identity, force)  # --force: another run's go
     save_npy(run.file(INDICES), td.indices)
     device = device or default_device()
     torch.manual_seed(derived_seed(config.seed, INIT))  # the initial weights
@@ -231,7 +231,8 @@ def train(config: TrainConfig, out: str | Path, device: str | None = None, force
     record = _started(run, config, td, device, model)
     if isinstance(model, Trainable):
         optimizers = model.configure_optimizers()
-        start, step = _resume(run.path, model, optimizers, device)
+        finished = previous is not None and previous.complete
+        start, step = _resume(run.path, model, optimizers, device, config.epochs, finished)
         times = list(record.epoch_seconds or [])[:start]
         batches = _batches(td, config, device, getattr(model, "window", 0))
         _epochs(run, record, model, optimizers, batches, config, start, step, times, show)
@@ -333,11 +334,24 @@ def _epochs(run: RunDir, record: TrainRecord, model: Any,
 
 
 def _resume(run: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-            device: str) -> tuple[int, int]:
-    """Load the newest checkpoint and its optimizer state; return (epochs done, steps done)."""
+            device: str, epochs: int, finished: bool) -> tuple[int, int]:
+    """Load the newest checkpoint and its optimizer state; return (epochs done, steps done).
+
+    Without resume.pt a run starts from epoch 0 (killed before its first optimizer state was
+    written, it trains again exactly as it did), except a ``finished`` run committed without it
+    (as models/ keeps finished GANs): that counts as done, and asked for more epochs than it
+    holds it is refused rather than trained again from scratch over its checkpoints."""
     state_path = run / RESUME
     if not state_path.exists():
-        return 0, 0
+        found = checkpoints(run / CHECKPOINTS)
+        if not finished or not found:
+            return 0, 0
+        newest = checkpoint_meta(found[-1])
+        if newest.epoch < epochs:  # going on needs the optimizer state of the newest checkpoint
+            raise CopyscopeError(
+                f"{run} holds checkpoints up to epoch {newest.epoch} but not the optimizer state "
+                f"({RESUME}) to train on from them; train into another --out.")
+        return newest.epoch, newest.step  # finished: nothing left to train
     state = torch.load(state_path, map_location=device, weights_only=True)
     load_weights(model, run / CHECKPOINTS / checkpoint_name(state["epoch"]))
     for name, opt in optimizers.items():
