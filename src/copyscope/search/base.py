@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -55,6 +55,14 @@ class Searcher(Protocol):
         returns item i.
         """
         ...
+
+
+def query_k(q: Any, dim: int, n: int, k: int, exclude_self: bool) -> int:
+    """Check that ``q`` is an (M, dim) query block; return the k a search of n rows can give
+    (one fewer when each query's own row is excluded)."""
+    if len(q.shape) != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must be (M, {dim}) uint8")
+    return min(k, n - int(exclude_self))
 
 
 def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from copyscope.progress import bar
-from copyscope.search.base import Neighbours, merge_topk
+from copyscope.search.base import Neighbours, merge_topk, query_k
 from copyscope.tensors import default_device
 
 INT8_MAX_DIM = (2**31 - 1) // 255**2 - 1
@@ -111,9 +111,7 @@ class ExactSearcher:
 
     def search(self, q: Any, k: int, *, exclude_self: bool = False,
                show: bool = True) -> Neighbours:
-        if len(q.shape) != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must be (M, {self.dim}) uint8")
-        k = min(k, self.n - int(exclude_self))
+        k = query_k(q, self.dim, self.n, k, exclude_self)
         n_blocks = -(-self.n // self.rows)
         with bar(q.shape[0] * n_blocks, "search", show and (q.shape[0] > 4096 or n_blocks > 1),
                  unit="query") as pb:

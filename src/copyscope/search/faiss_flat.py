@@ -10,7 +10,7 @@ from typing import Self
 
 import numpy as np
 
-from copyscope.search.base import Neighbours, exact_d2, sort_ties
+from copyscope.search.base import Neighbours, exact_d2, query_k, sort_ties
 
 
 class FaissSearcher:
@@ -29,9 +29,7 @@ class FaissSearcher:
     def search(self, q: np.ndarray, k: int, *, exclude_self: bool = False,
                show: bool = True) -> Neighbours:
         q = np.asarray(q)
-        if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must be (M, {self.dim}) uint8")
-        k = min(k, self.n - int(exclude_self))
+        k = query_k(q, self.dim, self.n, k, exclude_self)
         queries = np.ascontiguousarray(q, dtype=np.float32)
         _, index = self.index.search(queries, k + int(exclude_self))
         if exclude_self:

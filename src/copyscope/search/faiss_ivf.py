@@ -29,7 +29,7 @@ from typing import Any, Self
 import numpy as np
 
 from copyscope.progress import bar
-from copyscope.search.base import Neighbours, sort_ties
+from copyscope.search.base import Neighbours, query_k, sort_ties
 from copyscope.search.exact import never_d2
 
 RERANK = 16
@@ -79,9 +79,7 @@ class IvfSearcher:
 
     def search(self, q: Any, k: int, *, exclude_self: bool = False,
                show: bool = True) -> Neighbours:
-        if len(q.shape) != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must be (M, {self.dim}) uint8")
-        k = min(k, self.n - int(exclude_self))
+        k = query_k(q, self.dim, self.n, k, exclude_self)
         m = int(q.shape[0])
         out_d2, out_i = np.empty((m, k), np.int64), np.empty((m, k), np.int64)
         with bar(m, "search (ivf)", show and m > ROWS, unit="query") as pb:

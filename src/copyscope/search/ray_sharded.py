@@ -26,7 +26,7 @@ import numpy as np
 
 from copyscope import cluster
 from copyscope.progress import bar
-from copyscope.search.base import Neighbours, merge_topk
+from copyscope.search.base import Neighbours, merge_topk, query_k
 from copyscope.search.exact import ExactSearcher, never_d2
 
 QUERY_ROWS = 4096
@@ -84,9 +84,7 @@ class RaySearcher:
 
     def search(self, q: Any, k: int, *, exclude_self: bool = False,
                show: bool = True) -> Neighbours:
-        if len(q.shape) != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must be (M, {self.dim}) uint8")
-        k = min(k, self.n - int(exclude_self))
+        k = query_k(q, self.dim, self.n, k, exclude_self)
         m = int(q.shape[0])
         rounds = []
         for s in range(0, m, QUERY_ROWS):
