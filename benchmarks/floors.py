@@ -102,6 +102,26 @@ def floors(table: pd.DataFrame, criterion: str) -> list[tuple[str, bool]]:
     ]
 
 
+def seen_table(runs: list) -> list[str]:
+    """Per model, what the audit says knowing its training subset: how often a sample's nearest
+    training image is one the model saw (against held-out digits and chance), and Meehan et
+    al.'s C_T with T = the seen items."""
+    out = ["| model | nearest is seen: samples [95% CI] | held-out digits | chance | "
+           "C_T (seen) | cells used |", "|---|---|---:|---:|---:|---:|"]
+    for r in runs:
+        seen = r.summary.seen
+        if seen is None:
+            continue
+        near, ct = seen.nearest_is_seen, seen.data_copying_ct
+        s = near["samples"]
+        ct_value = "—" if ct.get("C_T") is None else f"{ct['C_T']:+.1f}"
+        out.append(f"| {r.name} | {100 * s['rate']:.1f}% [{100 * s['ci95'][0]:.1f}–"
+                   f"{100 * s['ci95'][1]:.1f}] | {100 * near['heldout']['rate']:.2f}% | "
+                   f"{100 * near['chance']:.2f}% | {ct_value} | "
+                   f"{ct.get('cells_used', 0)} of {ct.get('cells', 0)} |")
+    return out
+
+
 def contrast_table(table: pd.DataFrame, criterion: str) -> list[str]:
     out = ["| size | A | copies A [95% CI] | B | copies B [95% CI] | A − B | Fisher p | Holm p |",
            "|---:|---|---|---|---|---:|---:|---:|"]
@@ -144,6 +164,12 @@ def main() -> None:
         "Effective model memorization (Gu et al. 2023: the largest training-set size with at "
         "least 90% of samples flagged):", "",
         *[f"- {emm_sentence(r)}" for r in emm(table, criterion).to_dict("records")], "",
+        "What the audit adds knowing each model's training subset: the share of samples whose "
+        "nearest training image is one the model saw (a copy needs it; held-out digits and the "
+        "seen share of the training set say what chance gives), and C_T with T = the seen "
+        "images (Meehan et al. 2020; strongly negative: samples sit closer to the seen images "
+        "than unseen digits do; — where no k-means cell holds the 20 samples C_T needs, as 200 "
+        "samples over 50 cells leave none):", "", *seen_table(runs), "",
         "Contrasts at equal training-set size (two-sided Fisher exact test; Holm over all rows):",
         "", *contrast_table(table, criterion), "",
         "The models (training steps and final loss from their run.json):", "",

@@ -61,11 +61,15 @@ def emm_sentence(row: dict[str, Any]) -> str:
     elif row["emm_below"] is None:
         bracket = f"every training-set size trained reaches {pct} flagged"
     else:
-        bracket = (f"at least {pct} of samples are flagged up to {row['emm_at_least']:,} "
-                   f"training images but not at {row['emm_below']:,}: its EMM lies between them")
+        bracket = (f"at least {pct} of samples are flagged up to {_images(row['emm_at_least'])} "
+                   f"but not at {row['emm_below']:,}: its EMM lies between them")
     trend = ("the copy rate never rises with more training images" if row["monotone"] else
              "the copy rate rises somewhere along the sizes")
     return f"{row['setting']}: {bracket}; {trend} (sizes {row['sizes']})."
+
+
+def _images(n: int) -> str:
+    return "1 training image" if n == 1 else f"{n:,} training images"
 
 
 def contrasts(table: pd.DataFrame, criterion: str) -> pd.DataFrame:
