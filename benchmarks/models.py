@@ -89,7 +89,8 @@ def science(root: Path) -> None:
     pivot = main.pivot_table(index="variant", columns="train_size",
                              values=f"copy_rate_{default}", aggfunc="first")
     pivot.columns = [f"{int(c):,}" for c in pivot.columns]
-    print(_markdown(pivot.map(lambda v: f"{100 * v:.1f}%").rename_axis("model").reset_index()))
+    print(_markdown(pivot.map(lambda v: "—" if pd.isna(v) else f"{100 * v:.1f}%")
+                    .rename_axis("model").reset_index()))
     print("\nEvery criterion, every model (copy rate; held-out FPR in the last row):\n")
     cols = ["model", "train_size", "samples", *(f"copy_rate_{c}" for c in CRITERIA), "ct",
             "nn_l2_median", "mean_confidence", "frechet_distance"]
