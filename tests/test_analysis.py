@@ -342,7 +342,7 @@ def test_emm_brackets_each_setting_and_keeps_missing_bounds_as_none():
     assert not rows["gan, dropout 0.0"]["monotone"]  # 2 then 3 copies: it rises
     assert rows["gan, dropout 0.3"]["emm_below"] is None
     words = emm_sentence(rows["gan, dropout 0.0"])
-    assert "no training-set size reaches 90%" in words and "80.0% at 1 images" in words
+    assert "no training-set size reaches 90%" in words and "80.0% at 1 training image)" in words
     assert "between them" in emm_sentence(rows["diffusion"]) and "nan" not in words
 
 

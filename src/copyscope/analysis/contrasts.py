@@ -54,10 +54,9 @@ def emm_sentence(row: dict[str, Any]) -> str:
     """One setting's EMM bracket and trend in words."""
     pct = f"{100 * row['threshold']:.0f}%"
     if row["emm_at_least"] is None:
-        size = f"{row['max_rate_size']:,}"
         bracket = (f"no training-set size reaches {pct} flagged (most: "
-                   f"{100 * row['max_rate']:.1f}% at {size} images), so its EMM lies below the "
-                   "smallest size trained")
+                   f"{100 * row['max_rate']:.1f}% at {_images(row['max_rate_size'])}), so its "
+                   "EMM lies below the smallest size trained")
     elif row["emm_below"] is None:
         bracket = f"every training-set size trained reaches {pct} flagged"
     else:
