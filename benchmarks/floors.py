@@ -59,15 +59,17 @@ def run(cmd: list[str]) -> None:
                    env={**os.environ, "COPYSCOPE_PROGRESS": "0"}, stdout=subprocess.DEVNULL)
 
 
-def audited(args: argparse.Namespace) -> list[Path]:
-    """Sample and audit every model (each step skipped when its folder already holds it)."""
+def audited(found: list[tuple[str, int, Path, TrainRecord]], args: argparse.Namespace
+            ) -> list[Path]:
+    """Sample and audit every model. Samples already drawn from the same checkpoint are kept;
+    ``--force`` replaces those of an older checkpoint; every audit is computed afresh."""
     outs = []
-    for family, _, path, _ in models():
+    for family, _, path, _ in found:
         out = args.out / path.name
         steps = ["--steps", str(args.steps)] if family == "diffusion" else []
         run(["sample", str(path), "-n", str(args.n), "--seed", str(args.seed), *steps,
-             "--out", str(out)])
-        run(["audit", "--samples", str(out), "--out", str(out)])
+             "--out", str(out), "--force"])
+        run(["audit", "--samples", str(out), "--out", str(out), "--force"])
         outs.append(out)
     return outs
 
@@ -141,13 +143,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "floors")
     args = parser.parse_args()
     began = time.perf_counter()
-    runs = open_audits(audited(args))
+    found = models()
+    runs = open_audits(audited(found, args))
     table = compare(runs)
     criterion = runs[0].default_criterion
     fpr = runs[0].summary.heldout_fpr
     trained = [f"| {p.name} | {size:,} | {r.steps_done or 0:,} | {r.epochs_done or 0:,} | "
                f"{_loss(p)} | {'complete' if r.complete else 'in training'} |"
-               for _, size, p, r in models()]
+               for _, size, p, r in found]
     text = "\n".join([
         TITLE, "",
         f"Command: `.venv/bin/python benchmarks/floors.py --seed {args.seed} --n {args.n} "

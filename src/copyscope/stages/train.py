@@ -193,12 +193,11 @@ def trained_on(run: Path) -> TrainedOn:
     longer matches the hash run.json recorded."""
     record = RunDir(run).read(TrainRecord)
     spec = (record.inputs or {}).get("train", {}) if record else {}
-    if record is None or not (run / INDICES).is_file() or not spec.get("spec"):
+    if (record is None or record.family is None or not (run / INDICES).is_file()
+            or not spec.get("spec")):
         raise CopyscopeError(f"{run} does not record what it trained on ({INDICES} and the "
                              "train stage in run.json).")
-    where = spec.get("resolved", spec["spec"])
-    text = (record.inputs or {}).get("kind") == TEXT
-    data = require_text(load_corpus(where)) if text else load(where)
+    data = load_training_set(record.family, spec.get("resolved", spec["spec"]))
     if spec.get("sha256") and data.sha256 != spec["sha256"]:
         raise CopyscopeError(f"{spec['spec']} no longer holds the data {run} was trained on "
                              "(its content hash differs from run.json's).")
