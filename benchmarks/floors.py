@@ -31,7 +31,7 @@ import pandas as pd
 from results import cpu_name, replace_section
 
 from copyscope.analysis.audited import open_audits
-from copyscope.analysis.contrasts import contrasts, emm, emm_sentence
+from copyscope.analysis.contrasts import contrasts, emm, emm_sentence, rise
 from copyscope.analysis.trends import compare, series
 from copyscope.models.checkpoints import checkpoint_meta, find_checkpoint
 from copyscope.records import TrainRecord
@@ -96,11 +96,17 @@ def floors(table: pd.DataFrame, criterion: str) -> list[tuple[str, bool]]:
     rates = dict(zip(line["train_size"].astype(int), line["copy_rate"], strict=True))
     big = [r for s, r in rates.items() if s >= 100]
     ordered = [rates[s] for s in sorted(rates)]
+    up = rise(line)
     return [
         ("some size of 100 or more has >= 50% flagged", bool(big) and max(big) >= 0.5),
         ("ddpm-60000 has <= 1% flagged", 60000 in rates and rates[60000] <= 0.01),
         ("the copy rate never rises with the training-set size",
          all(b <= a for a, b in itertools.pairwise(ordered))),
+        ("the copy rate does not rise beyond chance (one-sided Fisher exact test of every pair "
+         "of sizes, Holm, 5%" + ("" if up["rise_p"] is None else
+                                f"; largest rise {up['rise_sizes'][0]:,} -> "
+                                f"{up['rise_sizes'][1]:,}: p = {up['rise_p']:.2g}") + ")",
+         not up["rises_significantly"]),
     ]
 
 

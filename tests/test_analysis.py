@@ -346,6 +346,24 @@ def test_emm_brackets_each_setting_and_keeps_missing_bounds_as_none():
     assert "between them" in emm_sentence(rows["diffusion"]) and "nan" not in words
 
 
+def test_a_rise_in_the_copy_rate_is_tested_against_chance():
+    from copyscope.analysis.contrasts import emm, emm_sentence
+
+    table = _rates_table({("diffusion", None): {1: 200, 1000: 0, 3000: 0, 60000: 1},
+                          ("gan", 0.0): {1: 200, 10: 0, 100: 60}}, n=200)
+    rows = {r["setting"]: r for r in emm(table, "heldout").to_dict("records")}
+    one_flag = rows["diffusion"]  # 0/200 then 1/200: higher, but a single flag is chance
+    assert not one_flag["monotone"] and not one_flag["rises_significantly"]
+    assert one_flag["rise_sizes"] in {(1000, 60000), (3000, 60000)}
+    assert one_flag["rise_p"] == pytest.approx(1.0)  # one-sided p 0.5, Holm over two pairs
+    assert "within chance" in emm_sentence(one_flag)
+    real = rows["gan, dropout 0.0"]  # 0/200 then 60/200
+    assert real["rises_significantly"] and real["rise_sizes"] == (10, 100)
+    assert real["rise_p"] == pytest.approx(
+        fisher_exact([[60, 140], [0, 200]], alternative="greater").pvalue)
+    assert "from 0.0% at 10 to 30.0% at 100 images, beyond chance" in emm_sentence(real)
+
+
 def test_contrasts_are_fisher_tests_at_equal_size_with_holm():
     from copyscope.analysis.contrasts import contrasts, holm
 

@@ -12,6 +12,13 @@ of the table can be used, and the held-out false-positive rate says what each on
 a diffusion model, dropout against none): the copy counts in a two-sided Fisher exact test, each
 rate with its Wilson 95% interval (as the audit computes them), and Holm's correction over all the
 contrasts of the table, since many are read together.
+
+:func:`rise` asks whether a setting's copy rate *rises* with the training-set size, which
+memorization should not do: every pair of sizes with a higher rate at the larger one is tested
+one-sided (Fisher exact, more copies at the larger size), Holm-adjusted over the setting's pairs.
+With a criterion calibrated to a false-positive rate, a model that copies nothing still has a
+flag now and then (0.1% of 200 samples: 0.2 flags on average), so "the rate is higher" and "the
+rate rises beyond chance" are told apart.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ def emm(table: pd.DataFrame, criterion: str, epsilon: float = EPSILON) -> pd.Dat
         at_least = int(reached.max()) if len(reached) else None
         above = sizes[(sizes > (at_least or 0)) & ~met]
         best = line.loc[line["copy_rate"].idxmax()]
-        rows.append({
+        rows.append({**rise(line),
             "setting": label, "criterion": criterion, "threshold": 1 - epsilon,
             "sizes": ", ".join(f"{s:,}" for s in sizes), "emm_at_least": at_least,
             "emm_below": int(above.min()) if len(above) else None,
@@ -62,9 +69,38 @@ def emm_sentence(row: dict[str, Any]) -> str:
     else:
         bracket = (f"at least {pct} of samples are flagged up to {_images(row['emm_at_least'])} "
                    f"but not at {row['emm_below']:,}: its EMM lies between them")
-    trend = ("the copy rate never rises with more training images" if row["monotone"] else
-             "the copy rate rises somewhere along the sizes")
+    if row["monotone"]:
+        trend = "the copy rate never rises with more training images"
+    else:
+        verdict = "beyond chance" if row["rises_significantly"] else "within chance"
+        trend = (f"the copy rate rises from {100 * row['rise_rates'][0]:.1f}% at "
+                 f"{row['rise_sizes'][0]:,} to {100 * row['rise_rates'][1]:.1f}% at "
+                 f"{row['rise_sizes'][1]:,} images, {verdict} (one-sided Fisher exact test, "
+                 f"Holm p = {row['rise_p']:.2g})")
     return f"{row['setting']}: {bracket}; {trend} (sizes {row['sizes']})."
+
+
+def rise(line: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
+    """Whether one setting's copy rate rises with the training-set size (``line``: one row per
+    size with ``copies`` and ``n_samples``). Every pair of sizes a < b with a higher rate at b gets
+    a one-sided Fisher exact test (more copies at b), Holm-adjusted over those pairs; returns the
+    pair with the smallest adjusted p (``rise_sizes``, ``rise_rates``, ``rise_p``; None where the
+    rate never rises) and ``rises_significantly`` at ``alpha``."""
+    from scipy.stats import fisher_exact
+
+    rows = line.sort_values("train_size").to_dict("records")
+    pairs = [(a, b) for a, b in itertools.combinations(rows, 2)
+             if b["copies"] / b["n_samples"] > a["copies"] / a["n_samples"]]
+    if not pairs:
+        return {"rise_sizes": None, "rise_rates": None, "rise_p": None,
+                "rises_significantly": False}
+    p = holm(np.array([fisher_exact([[b["copies"], b["n_samples"] - b["copies"]],
+                                     [a["copies"], a["n_samples"] - a["copies"]]],
+                                    alternative="greater").pvalue for a, b in pairs]))
+    a, b = pairs[int(np.argmin(p))]
+    return {"rise_sizes": (int(a["train_size"]), int(b["train_size"])),
+            "rise_rates": (a["copies"] / a["n_samples"], b["copies"] / b["n_samples"]),
+            "rise_p": float(p.min()), "rises_significantly": bool(p.min() < alpha)}
 
 
 def _images(n: int) -> str:
