@@ -20,7 +20,6 @@ to benchmarks/RESULTS.md ("Memorization floors"):
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import subprocess
 import sys
@@ -95,13 +94,11 @@ def floors(table: pd.DataFrame, criterion: str) -> list[tuple[str, bool]]:
         return [("a diffusion model was audited", False)]
     rates = dict(zip(line["train_size"].astype(int), line["copy_rate"], strict=True))
     big = [r for s, r in rates.items() if s >= 100]
-    ordered = [rates[s] for s in sorted(rates)]
     up = rise(line)
     return [
         ("some size of 100 or more has >= 50% flagged", bool(big) and max(big) >= 0.5),
         ("ddpm-60000 has <= 1% flagged", 60000 in rates and rates[60000] <= 0.01),
-        ("the copy rate never rises with the training-set size",
-         all(b <= a for a, b in itertools.pairwise(ordered))),
+        ("the copy rate never rises with the training-set size", up["rise_sizes"] is None),
         ("the copy rate does not rise beyond chance (one-sided Fisher exact test of every pair "
          "of sizes, Holm, 5%" + ("" if up["rise_p"] is None else
                                 f"; largest rise {up['rise_sizes'][0]:,} -> "

@@ -48,11 +48,12 @@ def emm(table: pd.DataFrame, criterion: str, epsilon: float = EPSILON) -> pd.Dat
         at_least = int(reached.max()) if len(reached) else None
         above = sizes[(sizes > (at_least or 0)) & ~met]
         best = line.loc[line["copy_rate"].idxmax()]
-        rows.append({**rise(line),
+        up = rise(line)
+        rows.append({**up,
             "setting": label, "criterion": criterion, "threshold": 1 - epsilon,
             "sizes": ", ".join(f"{s:,}" for s in sizes), "emm_at_least": at_least,
             "emm_below": int(above.min()) if len(above) else None,
-            "monotone": bool(np.all(np.diff(line["copy_rate"].to_numpy()) <= 0)),
+            "monotone": up["rise_sizes"] is None,
             "max_rate": float(best["copy_rate"]), "max_rate_size": int(best["train_size"])})
     return pd.DataFrame(rows, dtype=object)
 
