@@ -95,7 +95,7 @@ def main() -> None:
         f"`copyscope compress measure models/<run> --heldout H --limit {args.limit}` with H the "
         "unseen rest of mnist:train (mnist:test for the 60,000-image model). Bits are the "
         "ideal code lengths Σ -log2 p (the coded files are within a few dozen bits per item); "
-        "stored bits per item = the bits an unseen digit of the same class and gzip complexity "
+        "stored bits per item = the bits an unseen digit of the same class and LZMA complexity "
         "needs minus the model's bits for the item (copyscope.compress.stored); the total's "
         "interval is the bootstrap over the held-out calibration.", "",
         "| model | width | parameters | epochs | items seen / unseen | seen bit/dim | "
